@@ -1,0 +1,121 @@
+"""Checks for the book's coding exercises.
+
+Every coding exercise in a chapter has an id (``"ch01-conv2d-by-hand"``), the
+names the student's solution must define, and a check function registered here.
+A chapter's checks live in their own module (``ch01.py``, ``ch05.py``, ...),
+which this package imports on first use.
+
+In a notebook::
+
+    from resnet_edu.exercises import check
+    check("ch01-conv2d-by-hand", conv2d_by_hand)
+
+``check`` never raises because of the student's code: it returns a
+:class:`Feedback` whose text says what is right or wrong and gives a hint.
+An unsolved stub (a function that raises ``NotImplementedError``) is reported
+as "not solved yet".
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Tuple
+
+
+@dataclass
+class Feedback:
+    """The result of one check: a score in [0, 1] and a friendly message."""
+
+    exercise: str
+    passed: bool
+    message: str
+    score: float = field(default=None)  # defaults to 1.0 if passed else 0.0
+    solved: bool = True                 # False when the student has not tried yet
+
+    def __post_init__(self):
+        if self.score is None:
+            self.score = 1.0 if self.passed else 0.0
+
+    def __str__(self) -> str:
+        mark = "✓" if self.passed else ("…" if not self.solved else "✗")
+        return f"{mark} {self.exercise}: {self.message}"
+
+    __repr__ = __str__
+
+    def _repr_pretty_(self, p, cycle):  # IPython shows the plain sentence
+        p.text(str(self))
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    names: Tuple[str, ...]          # what the student's solution cell defines
+    func: Callable[..., Feedback]   # func(*objects) -> Feedback
+    title: str = ""
+
+
+REGISTRY: Dict[str, Exercise] = {}
+_LOADED = False
+
+
+def register(exercise_id: str, names: Tuple[str, ...] | list, title: str = ""):
+    """Decorator: register ``func(*objects)`` as the check of ``exercise_id``.
+
+    The function returns a :class:`Feedback` (or a ``(passed, message)`` pair).
+    """
+    def decorate(func):
+        if exercise_id in REGISTRY:
+            raise ValueError(f"exercise id {exercise_id!r} is registered twice")
+        REGISTRY[exercise_id] = Exercise(exercise_id, tuple(names), func, title)
+        return func
+    return decorate
+
+
+def _load_all() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+    _LOADED = True
+
+
+def exercises() -> Dict[str, Exercise]:
+    """All registered exercises, by id."""
+    _load_all()
+    return dict(REGISTRY)
+
+
+def _is_not_implemented(exc: BaseException) -> bool:
+    return isinstance(exc, NotImplementedError)
+
+
+def check(exercise_id: str, *objects) -> Feedback:
+    """Check the student's ``objects`` for ``exercise_id``; never raises for bad code."""
+    _load_all()
+    if exercise_id not in REGISTRY:
+        known = ", ".join(sorted(REGISTRY)) or "(none)"
+        raise ValueError(f"unknown exercise id {exercise_id!r}; known ids: {known}")
+    ex = REGISTRY[exercise_id]
+    if len(objects) != len(ex.names):
+        raise ValueError(f"check({exercise_id!r}, ...) expects {len(ex.names)} object(s): "
+                         f"{', '.join(ex.names)}; got {len(objects)}")
+    try:
+        result = ex.func(*objects)
+    except Exception as exc:  # the student's code failed inside the check
+        if _is_not_implemented(exc) or isinstance(exc.__cause__, NotImplementedError):
+            return Feedback(exercise_id, False, "not solved yet: replace the "
+                            "`raise NotImplementedError` in the exercise cell with your code.",
+                            solved=False)
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        return Feedback(exercise_id, False,
+                        f"your code raised {type(exc).__name__}: {exc} "
+                        f"(in {last.name}, line {last.lineno}). Run it on a small input and "
+                        f"compare the shapes with the exercise text.")
+    if isinstance(result, Feedback):
+        return result
+    passed, message = result
+    return Feedback(exercise_id, bool(passed), message)

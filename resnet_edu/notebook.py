@@ -1,0 +1,53 @@
+"""What the first cell of every chapter runs: seeds, plot defaults, a version stamp.
+
+Kept tiny on purpose: a reader who opens the hidden setup cell should understand
+all of it in one glance.
+"""
+from __future__ import annotations
+
+import platform
+import random
+
+import numpy as np
+import torch
+
+
+def version_stamp() -> str:
+    """One line naming the versions that produced a page's outputs."""
+    import torchvision
+
+    from . import __version__
+
+    device = "CUDA" if torch.cuda.is_available() else "CPU"
+    py = ".".join(platform.python_version_tuple()[:2])
+    torch_v = torch.__version__.split("+")[0]
+    tv_v = torchvision.__version__.split("+")[0]
+    return (f"Outputs computed with Python {py}, torch {torch_v}, "
+            f"torchvision {tv_v}, resnet_edu {__version__} on {device}.")
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and PyTorch so a notebook re-runs to the same numbers."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup_notebook(seed: int = 0, quiet: bool = False) -> None:
+    """Seed everything, set readable plot defaults and print the version stamp."""
+    seed_everything(seed)
+    try:
+        import matplotlib
+
+        matplotlib.rcParams.update({
+            "figure.figsize": (6.4, 3.6),
+            "figure.dpi": 80,          # small PNGs keep the notebooks light
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        })
+    except ImportError:  # plotting is optional for the package itself
+        pass
+    if not quiet:
+        print(version_stamp())

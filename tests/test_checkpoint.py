@@ -1,0 +1,56 @@
+"""Checkpoints round-trip and never unpickle arbitrary objects."""
+import pickle
+
+import pytest
+import torch
+
+from resnet_edu import checkpoint, models
+
+
+def test_round_trip_with_optimizer(tmp_path):
+    torch.manual_seed(0)
+    model = models.resnet20()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    opt.step()
+    path = checkpoint.save_checkpoint(tmp_path / "ck.pt", model, opt, epoch=3, history={"loss": [1.0, 0.5]})
+    fresh, fresh_opt = models.resnet20(), None
+    fresh_opt = torch.optim.SGD(fresh.parameters(), lr=0.1, momentum=0.9)
+    state = checkpoint.load_checkpoint(path, fresh, fresh_opt)
+    assert state["metadata"] == {"epoch": 3, "history": {"loss": [1.0, 0.5]}}
+    for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert fresh_opt.state_dict()["state"][0]["momentum_buffer"].abs().sum() > 0
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_arbitrary_objects_are_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "metadata": {"x": Evil()}}, path)
+    with pytest.raises(ValueError, match="only tensors and plain values"):
+        checkpoint.load_checkpoint(path)
+    assert "this must never run" not in capsys.readouterr().out
+
+
+def test_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        checkpoint.load_checkpoint(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable"):
+        checkpoint.load_checkpoint(bad)
+    bare = tmp_path / "bare.pt"
+    torch.save(models.resnet20().state_dict(), bare)
+    with pytest.raises(ValueError, match="no 'model' entry"):
+        checkpoint.load_checkpoint(bare)
+
+
+def test_resume_without_optimizer_state_is_explained(tmp_path):
+    model = models.resnet20()
+    path = checkpoint.save_checkpoint(tmp_path / "m.pt", model)
+    with pytest.raises(ValueError, match="no optimizer state"):
+        checkpoint.load_checkpoint(path, model, torch.optim.SGD(model.parameters(), lr=0.1))
