@@ -1,0 +1,197 @@
+"""Checks for chapter 8, "The full ResNet".
+
+- ``ch08-param-count``: ``resnet_param_count(block, layers, num_classes=1000)``
+  must return the number of parameters of ``ResNet(block, layers, num_classes)``
+  without building it (the check compares with the real model).
+- ``ch08-stage-shapes``: ``stage_output_shapes(block, height, width)`` must
+  return the ``(C, H, W)`` after the stem and after each of the four stages,
+  for an input image of ``height x width`` pixels.
+
+The references are real models built on PyTorch's ``meta`` device: shapes
+and parameter counts without memory or arithmetic.
+"""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import torch
+
+from ..blocks import BasicBlock, Bottleneck
+from ..models import ResNet
+from ..stats import count_parameters
+from . import Feedback, register
+
+_BLOCKS = (BasicBlock, Bottleneck)
+
+
+def _name(block) -> str:
+    return getattr(block, "__name__", repr(block))
+
+
+def _meta_resnet(block, layers, num_classes=1000) -> ResNet:
+    with torch.device("meta"):
+        return ResNet(block, list(layers), num_classes=num_classes)
+
+
+# ------------------------------------------------------------------ ch08-param-count
+def formula_param_count(block, layers, num_classes=1000, bn_per_channel=2, fc_bias=True,
+                        projections="where-needed", projection_bn=True) -> int:
+    """Parameters of ``ResNet(block, layers, num_classes)`` by formula.
+
+    The keyword arguments reproduce typical mistakes (for the check's hints):
+    ``bn_per_channel=0`` forgets BatchNorm, ``4`` counts its running statistics;
+    ``projections="strided"`` projects only where the stride is 2 (forgets the
+    first bottleneck stage), ``"never"`` forgets projections.
+    """
+    expansion = block.expansion
+    total = 3 * 64 * 7 * 7 + bn_per_channel * 64                       # stem conv + bn1
+    channels = 64
+    for stage, num_blocks in enumerate(layers):
+        width = 64 * 2 ** stage
+        out = width * expansion
+        for i in range(num_blocks):
+            stride = 2 if stage > 0 and i == 0 else 1
+            if block is Bottleneck:
+                total += channels * width + 9 * width * width + width * out
+                total += bn_per_channel * (width + width + out)
+            else:
+                total += 9 * channels * width + 9 * width * width
+                total += bn_per_channel * (width + width)
+            needed = stride != 1 or channels != out
+            if (projections == "where-needed" and needed) or (
+                    projections == "strided" and stride != 1):
+                total += channels * out + (bn_per_channel * out if projection_bn else 0)
+            channels = out
+    return total + channels * num_classes + (num_classes if fc_bias else 0)
+
+
+_PARAM_CASES = [
+    (BasicBlock, [2, 2, 2, 2], 1000),
+    (BasicBlock, [3, 4, 6, 3], 1000),
+    (Bottleneck, [3, 4, 6, 3], 1000),
+    (Bottleneck, [3, 4, 23, 3], 1000),
+    (Bottleneck, [3, 8, 36, 3], 1000),
+    (BasicBlock, [1, 1, 1, 1], 10),
+    (Bottleneck, [1, 2, 1, 1], 10),
+    (BasicBlock, [2, 3, 1, 2], 7),
+]
+
+_PARAM_MISTAKES = [
+    (dict(bn_per_channel=0), "BatchNorm layers are missing: each BN has 2 parameters per "
+     "channel (gamma and beta)."),
+    (dict(bn_per_channel=4), "BatchNorm has 2 parameters per channel, not 4: running_mean and "
+     "running_var are buffers, which count_parameters (and model.parameters()) leave out."),
+    (dict(fc_bias=False), "the fully connected layer's bias (num_classes numbers) is missing."),
+    (dict(projections="strided"), "the first block of a bottleneck network changes the channels "
+     "(64 -> 256) without a stride, and also needs a projection shortcut there."),
+    (dict(projections="never"), "the projection shortcuts are missing: every first block whose "
+     "shape changes has a 1x1 convolution plus BatchNorm on its shortcut."),
+    (dict(projection_bn=False), "each projection shortcut has a BatchNorm after its 1x1 "
+     "convolution (2 parameters per output channel)."),
+    (dict(projections="where-needed", bn_per_channel=0, fc_bias=False),
+     "only the convolution weights are counted: add BatchNorm (2 per channel) and the fc bias."),
+]
+
+
+@register("ch08-param-count", names=["resnet_param_count"], title="ResNet parameters by formula")
+def _check_param_count(resnet_param_count) -> Feedback:
+    exercise = "ch08-param-count"
+    with torch.random.fork_rng():
+        for block, layers, num_classes in _PARAM_CASES:
+            where = (f"For resnet_param_count({_name(block)}, {layers}, "
+                     f"num_classes={num_classes})")
+            expected = count_parameters(_meta_resnet(block, layers, num_classes))
+            got = resnet_param_count(block, list(layers), num_classes=num_classes)
+            try:
+                whole = not isinstance(got, bool) and int(got) == got
+            except (TypeError, ValueError, OverflowError):
+                whole = False
+            if not whole:
+                return Feedback(exercise, False, f"{where}: expected a whole number, got "
+                                f"{got!r}.")
+            got = int(got)
+            if got == expected:
+                continue
+            for variant, hint in _PARAM_MISTAKES:
+                if got == formula_param_count(block, layers, num_classes, **variant):
+                    return Feedback(exercise, False, f"{where}: you return {got:,}, the model "
+                                    f"has {expected:,}: {hint}")
+            stem = 3 * 64 * 49 + 2 * 64
+            fc = 512 * block.expansion * num_classes + num_classes
+            return Feedback(exercise, False, f"{where}: you return {got:,}, the model has "
+                            f"{expected:,} (off by {got - expected:+,}). Of those, the stem has "
+                            f"{stem:,} and the fc layer {fc:,}; the rest sits in the four "
+                            "stages. Count one stage of ResNet-18 by hand and compare with "
+                            "count_parameters(model.layer2).")
+    return Feedback(exercise, True, f"matches the real models on all {len(_PARAM_CASES)} "
+                    "configurations (ResNet-18 to -152 and a few made-up ones).")
+
+
+# ------------------------------------------------------------------ ch08-stage-shapes
+def _reference_shapes(block, height, width) -> List[Tuple[int, int, int]]:
+    model = _meta_resnet(block, [1, 1, 1, 1])
+    shapes = []
+    hooks = [m.register_forward_hook(lambda mod, i, out: shapes.append(tuple(out.shape[1:])))
+             for m in (model.maxpool, model.layer1, model.layer2, model.layer3, model.layer4)]
+    with torch.no_grad():
+        model.eval()(torch.empty(1, 3, height, width, device="meta"))
+    for h in hooks:
+        h.remove()
+    return shapes
+
+
+def _floor_shapes(block, height, width):
+    shapes, h, w = [], height // 4, width // 4
+    shapes.append((64, h, w))
+    for stage in range(4):
+        if stage:
+            h, w = h // 2, w // 2
+        shapes.append((64 * 2 ** stage * block.expansion, h, w))
+    return shapes
+
+
+_SHAPE_CASES = [(BasicBlock, 224, 224), (Bottleneck, 224, 224), (Bottleneck, 225, 225),
+                (BasicBlock, 97, 130), (Bottleneck, 33, 47), (BasicBlock, 64, 64)]
+
+
+@register("ch08-stage-shapes", names=["stage_output_shapes"], title="Shapes through the stages")
+def _check_stage_shapes(stage_output_shapes) -> Feedback:
+    exercise = "ch08-stage-shapes"
+    with torch.random.fork_rng():
+        for block, height, width in _SHAPE_CASES:
+            where = f"For stage_output_shapes({_name(block)}, {height}, {width})"
+            expected = _reference_shapes(block, height, width)
+            got = stage_output_shapes(block, height, width)
+            try:
+                got = [tuple(int(v) for v in shape) for shape in got]
+            except (TypeError, ValueError):
+                return Feedback(exercise, False, f"{where}: return a list of five (C, H, W) "
+                                f"tuples of integers, got {got!r}.")
+            if got == expected:
+                continue
+            if len(got) != 5:
+                return Feedback(exercise, False, f"{where}: expected five shapes (after the "
+                                f"stem, then after layer1 ... layer4), got {len(got)}.")
+            if any(len(s) != 3 for s in got):
+                return Feedback(exercise, False, f"{where}: each shape is (C, H, W), without "
+                                f"the batch dimension; got {got}.")
+            if [s[0] for s in got] != [s[0] for s in expected]:
+                return Feedback(exercise, False, f"{where}: the channels are "
+                                f"{[s[0] for s in got]}, expected {[s[0] for s in expected]}. "
+                                "The stem gives 64; stage k outputs 64 * 2**k * block.expansion "
+                                "(expansion is 1 for BasicBlock, 4 for Bottleneck).")
+            if got == _floor_shapes(block, height, width):
+                return Feedback(exercise, False, f"{where}: you got {got}, expected {expected}. "
+                                "Halving an odd size rounds *up* here: a 3x3 window with stride "
+                                "2 and padding 1 gives floor((H - 1) / 2) + 1 outputs (the 7x7 "
+                                "stem conv with padding 3 and the max pool too).")
+            if got[0][1] == 2 * expected[0][1] or got[0][1] == 2 * expected[0][1] - 1:
+                return Feedback(exercise, False, f"{where}: after the stem the size should be "
+                                f"{expected[0][1:]}, you have {got[0][1:]}. The stem halves twice: "
+                                "the 7x7 convolution with stride 2 and the 3x3 max pool with "
+                                "stride 2.")
+            return Feedback(exercise, False, f"{where}: you got {got}, expected {expected}. The "
+                            "first stage keeps the size, each later stage halves it (rounding "
+                            "up), and each output size is floor((H + 2p - k) / s) + 1.")
+    return Feedback(exercise, True, f"matches a forward pass through the real model for all "
+                    f"{len(_SHAPE_CASES)} input sizes (odd sizes included).")
