@@ -1,0 +1,58 @@
+"""Small Sphinx additions for this book (loaded through `sphinx.local_extensions` in _config.yml).
+
+1. MathJax without a CDN. When the PyPI package `sphinx-mathjax-offline` is installed (it
+   is in requirements.txt), MathJax 3 is copied into `_static/mathjax` and every page loads
+   it from there, so formulas typeset offline and the site depends on no third-party host.
+   Without the package the build still works and pages load MathJax from Sphinx's default CDN.
+
+2. No duplicated inline scripts. Sphinx 7 registers an inline `<script>` added after the
+   builder started (sphinx-thebe and sphinx-togglebutton do this) twice, once under the file
+   name `None` and once under `''` (fixed upstream in Sphinx 8, which jupyter-book 1 cannot
+   use). The second copy of sphinx-thebe's `const THEBE_JS_URL = ...` is a JavaScript
+   `SyntaxError` on every page. We drop the duplicates from each page as it is written.
+
+3. The API reference documents the repository's own `resnet_edu`: the book root is put
+   first on `sys.path`, so the build needs no prior `pip install -e .`.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_MATHJAX = "sphinx-mathjax-offline"
+
+
+def _script_key(asset) -> tuple:
+    attributes = getattr(asset, "attributes", {}) or {}
+    return (getattr(asset, "filename", None) or "", getattr(asset, "priority", 500),
+            tuple(sorted((str(k), str(v)) for k, v in attributes.items())))
+
+
+def drop_duplicate_scripts(app, pagename, templatename, context, doctree):
+    """Keep the first of identical `<script>` entries of a page (in place)."""
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen, unique = set(), []
+    for asset in scripts:
+        key = _script_key(asset)
+        if key not in seen:
+            seen.add(key)
+            unique.append(asset)
+    scripts[:] = unique
+
+
+def setup(app):
+    root = str(app.srcdir)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    if importlib.util.find_spec(OFFLINE_MATHJAX) is not None:
+        app.setup_extension(OFFLINE_MATHJAX)
+    else:
+        logger.info(f"{OFFLINE_MATHJAX} is not installed: pages load MathJax from its CDN")
+    app.connect("html-page-context", drop_duplicate_scripts, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,344 @@
+"""The rendered book: a strict build, then a real browser over every page.
+
+The book is built once per test session (`built_book`), exactly as the README and CI do but
+into a temporary folder: `jupyter-book build . -W -n --keep-going`, so any warning (a broken
+cross-reference, an unknown citation, an exercise label that does not resolve) fails.
+Then headless Chromium (Debian's `chromium` and `chromedriver`) loads every page over a
+loopback HTTP server and checks what a reader would notice: the page loads with a title, no
+image is broken, every formula is typeset by MathJax (served from the build itself, no CDN),
+each chapter's Colab button opens that chapter's notebook on the configured branch, and the
+browser console shows no error.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from execute_notebooks import (kernel_environment, load_config, repository,  # noqa: E402
+                               resolve_toc_entry, toc_files)
+
+BUILD_TIMEOUT_S = 600
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run", "--disable-quic", "--window-size=1280,900",
+]
+
+
+# --------------------------------------------------------------------------------------
+# the build
+# --------------------------------------------------------------------------------------
+def build_command(out_dir: Path) -> list[str]:
+    """`jupyter-book build ROOT --path-output OUT -W -n --keep-going`, with this Python."""
+    return [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
+            "build", str(ROOT), "--path-output", str(out_dir), "-W", "-n", "--keep-going"]
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("book-build")
+    start = time.perf_counter()
+    proc = subprocess.run(build_command(out_dir), cwd=ROOT, env=kernel_environment(ROOT),
+                          capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    seconds = time.perf_counter() - start
+    log = proc.stdout + proc.stderr
+    print(f"\njupyter-book build: {seconds:.1f} s")
+    return SimpleNamespace(html=out_dir / "_build" / "html", returncode=proc.returncode,
+                           log=log, seconds=seconds)
+
+
+def toc_pages() -> list[tuple[str, Path]]:
+    """(html path relative to the site root, source file) for every toc entry."""
+    pages = []
+    for entry in toc_files(ROOT):
+        source = resolve_toc_entry(entry, ROOT)
+        stem = entry[: -len(Path(entry).suffix)] if Path(entry).suffix in (".md", ".ipynb") \
+            else entry
+        pages.append((stem + ".html", source))
+    return pages
+
+
+def _warnings(log: str) -> list[str]:
+    return [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", log).splitlines()
+            if "WARNING" in line or "ERROR" in line]
+
+
+@pytest.mark.build
+def test_build_is_warning_free(built_book):
+    problems = _warnings(built_book.log)
+    assert built_book.returncode == 0 and not problems, (
+        "jupyter-book build -W -n --keep-going failed:\n" + "\n".join(problems or
+                                                                       [built_book.log[-3000:]]))
+
+
+@pytest.mark.build
+def test_every_toc_entry_is_a_built_page(built_book):
+    missing = [html for html, source in toc_pages()
+               if source is None or not (built_book.html / html).is_file()]
+    assert not missing, f"toc entries without a built page: {missing}"
+    assert (built_book.html / "index.html").is_file()
+
+
+@pytest.mark.build
+def test_mathjax_is_served_by_the_book_itself(built_book):
+    """MathJax comes from the build's _static folder, so math typesets offline."""
+    assert (built_book.html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    intro = (built_book.html / "book" / "intro.html").read_text(encoding="utf-8")
+    scripts = re.findall(r'<script[^>]+src="([^"]*mathjax[^"]*)"', intro, flags=re.I)
+    assert scripts and all(not s.startswith(("http:", "https:", "//")) for s in scripts), scripts
+
+
+def documented_modules() -> list[str]:
+    text = (ROOT / "book" / "api.md").read_text(encoding="utf-8")
+    return re.findall(r"^\.\. automodule:: ([\w.]+)\s*$", text, flags=re.M)
+
+
+def test_api_reference_lists_every_public_module():
+    import pkgutil
+
+    import resnet_edu
+
+    public = {f"resnet_edu.{m.name}" for m in pkgutil.iter_modules(resnet_edu.__path__)
+              if not m.name.startswith("_") and m.name != "cli"}
+    missing = sorted(public - set(documented_modules()))
+    assert not missing, f"add these modules to book/api.md: {missing}"
+
+
+@pytest.mark.build
+def test_api_reference_documents_the_package(built_book):
+    html = (built_book.html / "book" / "api.html").read_text(encoding="utf-8")
+    modules = documented_modules()
+    assert modules
+    for name in modules:
+        assert f'id="module-{name}"' in html, f"{name} is missing from the API reference"
+    for name in ("resnet_edu.blocks.BasicBlock", "resnet_edu.models.resnet18",
+                 "resnet_edu.exercises.check"):
+        assert f'id="{name}"' in html, f"{name} is missing from the API reference"
+
+
+@pytest.mark.build
+def test_solutions_render_as_dropdowns(built_book):
+    """Every `{solution}` and gated `{solution-start}` block is a folded dropdown."""
+    import nbformat
+
+    for html_name, source in toc_pages():
+        if source is None or source.suffix != ".ipynb":
+            continue
+        nb = nbformat.read(source, as_version=4)
+        text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        expected = len(re.findall(r"^```+\{solution(-start)?\}", text, flags=re.M))
+        html = (built_book.html / html_name).read_text(encoding="utf-8")
+        solutions = re.findall(r'<div class="([^"]*\bsolution\b[^"]*)"', html)
+        assert len(solutions) == expected, (html_name, solutions, expected)
+        assert all("dropdown" in classes.split() for classes in solutions), (html_name, solutions)
+
+
+# --------------------------------------------------------------------------------------
+# the browser
+# --------------------------------------------------------------------------------------
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def site(built_book):
+    if built_book.returncode != 0:
+        pytest.fail("the book did not build; see test_build_is_warning_free")
+    handler = functools.partial(_QuietHandler, directory=str(built_book.html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def _unavailable(why: str):
+    # In CI (.ci/run installs Chromium) a missing browser is a failure, never a skip.
+    if os.environ.get("CI"):
+        pytest.fail(f"browser check cannot run in CI: {why}")
+    pytest.skip(f"browser check skipped: {why} "
+                "(Debian: apt-get install chromium chromium-driver; .ci/run does this)")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
+    if missing:
+        _unavailable(f"{', '.join(missing)} not installed")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _unavailable("the Python package selenium is not installed")
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(60)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def _wait(predicate, timeout=30.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+_IMAGES_JS = """
+const imgs = Array.from(document.images);
+imgs.forEach(img => { img.loading = 'eager'; });
+return imgs.map(img => [img.currentSrc || img.src, img.complete, img.naturalWidth]);
+"""
+
+_MATHJAX_JS = """
+const done = arguments[arguments.length - 1];
+if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) {
+  done('MathJax is not loaded'); return;
+}
+MathJax.startup.promise.then(() => done('ok'), err => done('MathJax failed: ' + err));
+"""
+
+_MATH_STATE_JS = """
+const math = Array.from(document.querySelectorAll('.math'));
+return {
+  total: math.length,
+  untypeset: math.filter(el => !el.querySelector('mjx-container')).map(el => el.textContent.slice(0, 80)),
+  errors: Array.from(document.querySelectorAll('mjx-merror')).map(el => el.getAttribute('data-mjx-error') || el.textContent),
+};
+"""
+
+
+def check_page(driver, url: str, notebook: Path | None = None) -> list[str]:
+    """Everything a reader would notice on one page; returns the problems found."""
+    problems = []
+    driver.get_log("browser")  # drop messages from the previous page
+    driver.get(url)
+    _wait(lambda: driver.execute_script("return document.readyState") == "complete")
+
+    if not driver.title.strip():
+        problems.append("the page has no title")
+    if "404" in driver.title or "Error response" in driver.page_source[:2000]:
+        problems.append(f"the page did not load: {driver.title!r}")
+
+    # images: force lazy ones to load, then every image must have decoded pixels
+    def images_settled():
+        state = driver.execute_script(_IMAGES_JS)
+        return (state,) if all(complete for _, complete, _ in state) else None
+
+    settled = _wait(images_settled, timeout=20)
+    state = settled[0] if settled else driver.execute_script(_IMAGES_JS)
+    broken = [src for src, complete, width in state if not (complete and width > 0)]
+    if broken:
+        problems.append(f"broken images: {broken}")
+
+    # math: wait for MathJax, then every formula must hold typeset output and no error
+    math = driver.execute_script(_MATH_STATE_JS)
+    if math["total"]:
+        status = driver.execute_async_script(_MATHJAX_JS)
+        if status != "ok":
+            problems.append(status)
+        math = driver.execute_script(_MATH_STATE_JS)
+        if math["untypeset"]:
+            problems.append(f"formulas not typeset: {math['untypeset']}")
+        if math["errors"]:
+            problems.append(f"MathJax errors: {math['errors']}")
+
+    # the Colab launch button of a chapter opens exactly that notebook on the book's branch
+    links = [a.get_attribute("href") for a in
+             driver.find_elements("css selector", 'a[href*="colab.research.google.com"]')]
+    if notebook is not None:
+        expected = colab_url(notebook)
+        if links != [expected]:
+            problems.append(f"Colab links {links}, expected exactly [{expected}]")
+    elif links:
+        problems.append(f"unexpected Colab links on a page without a notebook: {links}")
+
+    severe = [entry["message"] for entry in driver.get_log("browser")
+              if entry["level"] == "SEVERE"]
+    if severe:
+        problems.append(f"JavaScript console errors: {severe}")
+    return problems
+
+
+def colab_url(notebook: Path) -> str:
+    url, branch = repository(ROOT)
+    colab = load_config(ROOT)["launch_buttons"]["colab_url"].rstrip("/")
+    owner_repo = url.split("github.com/", 1)[1]
+    return f"{colab}/github/{owner_repo}/blob/{branch}/{notebook.relative_to(ROOT).as_posix()}"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("html,source", toc_pages(), ids=[h for h, _ in toc_pages()])
+def test_page_in_browser(browser, site, built_book, html, source):
+    assert (built_book.html / html).is_file(), f"{html} was not built"
+    notebook = source if source is not None and source.suffix == ".ipynb" else None
+    problems = check_page(browser, site + html, notebook)
+    assert not problems, f"{html}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.browser
+def test_other_pages_in_browser(browser, site, built_book):
+    """The pages Sphinx adds (index redirect, search, general index) load cleanly too."""
+    in_toc = {html for html, _ in toc_pages()}
+    others = sorted(p.relative_to(built_book.html).as_posix()
+                    for p in built_book.html.rglob("*.html")
+                    if not p.relative_to(built_book.html).parts[0].startswith("_"))
+    others = [p for p in others if p not in in_toc]
+    assert "index.html" in others and "search.html" in others
+    failures = {}
+    for html in others:
+        problems = check_page(browser, site + html)
+        if problems:
+            failures[html] = problems
+    assert not failures, failures
+
+
+@pytest.mark.browser
+def test_index_redirects_to_the_root_page(browser, site):
+    browser.get(site)
+    root_html = toc_pages()[0][0]
+    assert _wait(lambda: browser.current_url.endswith(root_html), timeout=10), browser.current_url
+    assert browser.find_elements("css selector", "h1")
+
+
+@pytest.mark.browser
+def test_solution_dropdowns_start_folded(browser, site):
+    """A reader sees the exercise, not its solution, until they open the dropdown."""
+    for html, source in toc_pages():
+        if source is None or source.suffix != ".ipynb":
+            continue
+        browser.get(site + html)
+        _wait(lambda: browser.execute_script("return document.readyState") == "complete")
+        solutions = browser.find_elements("css selector", "div.solution.dropdown")
+        for sol in solutions:
+            bodies = [el for el in sol.find_elements("css selector", ":scope > *")
+                      if "admonition-title" not in (el.get_attribute("class") or "")]
+            visible = [el.text[:60] for el in bodies if el.is_displayed() and el.text.strip()]
+            assert not visible, f"{html}: solution {sol.get_attribute('id')} is open: {visible}"

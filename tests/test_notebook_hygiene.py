@@ -1,0 +1,308 @@
+"""Notebook hygiene: the conventions of CONTRIBUTING.md, checked on every book/*.ipynb.
+
+nbval proves that each stored output reproduces; these tests keep the notebooks in the
+shape the rest of the pipeline relies on: listed in the toc, executed top to bottom
+(execution counts 1..n), the canonical setup cell first, one title, exercises labelled
+`chNN-...`, solution code gated so the student-notebook tool can remove it, a passing
+check under every coding exercise, a version stamp that matches the documented versions,
+and no notebook bloating the repository.
+"""
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+sys.path.insert(0, str(ROOT / "scripts"))
+from execute_notebooks import (SETUP_TAG, canonical_setup_source,  # noqa: E402
+                               resolve_toc_entry, toc_files)
+
+MAX_BYTES = 1_500_000                      # 1.5 MB per notebook
+MIN_EXERCISES = 3                          # per chapter
+CHAPTER = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
+NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
+IDS = [p.name for p in NOTEBOOKS]
+
+DIRECTIVE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<arg>.*?)\s*$")
+OPTION = re.compile(r"^:(?P<key>[\w-]+):[ \t]*(?P<value>.*?)\s*$")
+
+
+def load(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def directives(text: str):
+    """(name, argument, {option: value}) of every MyST directive opened in ``text``."""
+    lines = text.splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        m = DIRECTIVE.match(line.strip())
+        if not m:
+            continue
+        options = {}
+        for following in lines[i + 1:]:
+            o = OPTION.match(following.strip())
+            if not o:
+                break
+            options[o["key"]] = o["value"]
+        found.append((m["name"], m["arg"], options))
+    return found
+
+
+def chapter_number(path: Path) -> str | None:
+    m = CHAPTER.match(path.name)
+    return m.group(1) if m else None
+
+
+def cell_text_outputs(cell) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif out.output_type in ("execute_result", "display_data"):
+            parts.append(out.get("data", {}).get("text/plain", ""))
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------------------
+# the book as a whole
+# --------------------------------------------------------------------------------------
+def test_every_toc_entry_exists():
+    missing = [e for e in toc_files(ROOT) if resolve_toc_entry(e, ROOT) is None]
+    assert not missing, f"_toc.yml lists files that do not exist: {missing}"
+
+
+def test_toc_lists_each_file_once():
+    entries = [resolve_toc_entry(e, ROOT) or e for e in toc_files(ROOT)]
+    twice = sorted({str(e) for e in entries if entries.count(e) > 1})
+    assert not twice, f"_toc.yml lists these more than once: {twice}"
+
+
+def test_every_notebook_is_in_the_toc():
+    listed = {resolve_toc_entry(e, ROOT) for e in toc_files(ROOT)}
+    unlisted = [p.name for p in NOTEBOOKS if p not in listed]
+    assert not unlisted, f"add these notebooks to _toc.yml: {unlisted}"
+
+
+def test_no_markdown_twin_beside_a_notebook():
+    twins = [p.name for p in NOTEBOOKS if p.with_suffix(".md").exists()]
+    assert not twins, f"a .md file with the same stem would be rendered instead: {twins}"
+
+
+def test_exercise_labels_are_unique_across_the_book():
+    seen = {}
+    for path in NOTEBOOKS:
+        for cell in load(path).cells:
+            if cell.cell_type == "markdown":
+                for name, _, options in directives(cell.source):
+                    if name == "exercise" and "label" in options:
+                        label = options["label"]
+                        assert label not in seen, f"{label} in {path.name} and {seen[label]}"
+                        seen[label] = path.name
+
+
+def test_every_bibliography_is_local_to_its_page():
+    """_config.yml silences duplicate-citation warnings; that is only safe with this filter."""
+    pages = NOTEBOOKS + sorted(BOOK.glob("*.md"))
+    for path in pages:
+        if path.suffix == ".ipynb":
+            text = "\n".join(c.source for c in load(path).cells if c.cell_type == "markdown")
+        else:
+            text = path.read_text(encoding="utf-8")
+        bibs = [opts for name, _, opts in directives(text) if name == "bibliography"]
+        for opts in bibs:
+            assert opts.get("filter") == "docname in docnames", (
+                f"{path.name}: write the bibliography with ':filter: docname in docnames'")
+        if re.search(r"\{cite(:[a-z]+)?\}`", text):
+            assert len(bibs) == 1, f"{path.name} cites papers: end it with one {{bibliography}}"
+
+
+# --------------------------------------------------------------------------------------
+# the version stamp
+# --------------------------------------------------------------------------------------
+def _pinned(package: str) -> str:
+    for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        m = re.match(rf"^{re.escape(package)}==([\w.]+)\s*(#.*)?$", line.strip())
+        if m:
+            return m.group(1)
+    raise AssertionError(f"requirements.txt does not pin {package}")
+
+
+def documented_versions() -> dict[str, str]:
+    """The version table of book/testing.md: {library: version}."""
+    text = (BOOK / "testing.md").read_text(encoding="utf-8")
+    return dict(re.findall(r"^\| *([\w.]+) *\| *([\w.]+) *\|$", text, flags=re.M))
+
+
+def documented_stamp() -> str:
+    v = documented_versions()
+    return (f"Outputs computed with Python {v['Python']}, torch {v['torch']}, "
+            f"torchvision {v['torchvision']}, resnet_edu {v['resnet_edu']} on {v['device']}.")
+
+
+def test_version_table_matches_requirements_and_package():
+    import resnet_edu
+
+    table = documented_versions()
+    assert table.get("torch") == _pinned("torch")
+    assert table.get("torchvision") == _pinned("torchvision")
+    assert table.get("resnet_edu") == resnet_edu.__version__
+    assert table.get("device") == "CPU"
+    assert documented_stamp() in (BOOK / "testing.md").read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------
+# each notebook
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_size_limit(path):
+    size = path.stat().st_size
+    assert size <= MAX_BYTES, (f"{path.name} is {size / 1e6:.2f} MB (limit 1.5 MB): "
+                               "lower the figure dpi or print less")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_kernelspec_is_python3(path):
+    assert load(path).metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_executed_in_order(path):
+    """Execution counts 1, 2, ..., n: run top to bottom in one fresh kernel, nothing skipped."""
+    code = [c for c in load(path).cells if c.cell_type == "code"]
+    empty = [i for i, c in enumerate(code) if not c.source.strip()]
+    assert not empty, f"{path.name}: remove the empty code cells"
+    counts = [c.execution_count for c in code]
+    assert counts == list(range(1, len(code) + 1)), (
+        f"{path.name}: execution counts {counts}; run "
+        f"`python scripts/execute_notebooks.py book/{path.name}`")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_unexpected_errors(path):
+    for i, cell in enumerate(load(path).cells):
+        if cell.cell_type != "code" or "raises-exception" in cell.metadata.get("tags", []):
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert not errors, (f"{path.name}, cell {i}: {errors[0].ename}: {errors[0].evalue} "
+                            "(tag the cell `raises-exception` if the error is the point)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_setup_cell_is_canonical(path):
+    first = load(path).cells[0]
+    fix = f"run `python scripts/execute_notebooks.py --fix-setup book/{path.name}`"
+    assert first.cell_type == "code", f"{path.name}: the first cell must be the setup cell; {fix}"
+    assert first.source == canonical_setup_source(ROOT), (
+        f"{path.name}: the setup cell differs from the one _config.yml defines; {fix}")
+    assert SETUP_TAG in first.metadata.get("tags", []), f"{path.name}: tag the setup cell {SETUP_TAG}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_version_stamp_matches_documented_versions(path):
+    printed = cell_text_outputs(load(path).cells[0]).strip()
+    assert printed == documented_stamp(), (
+        f"{path.name}: the outputs were computed with other versions than book/testing.md "
+        f"documents: {printed!r}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_title_is_the_only_h1(path):
+    cells = load(path).cells
+    assert len(cells) > 1 and cells[1].cell_type == "markdown", \
+        f"{path.name}: the second cell must be markdown with the page title"
+
+    def h1s(text):
+        fence, found = None, []
+        for line in text.splitlines():
+            m = re.match(r"^\s*(`{3,}|~{3,})", line)
+            if m:
+                fence = None if fence and m.group(1).startswith(fence) else (fence or m.group(1))
+                continue
+            if fence is None and re.match(r"^# \S", line):
+                found.append(line)
+        return found
+
+    assert cells[1].source.lstrip().startswith("# "), f"{path.name}: start cell 2 with '# Title'"
+    titles = [t for c in cells if c.cell_type == "markdown" for t in h1s(c.source)]
+    assert len(titles) == 1, f"{path.name}: exactly one '# ' heading expected, found {titles}"
+    number = chapter_number(path)
+    if number:
+        assert re.match(rf"^# {int(number)}\. \S", titles[0]), (
+            f"{path.name}: the title should read '# {int(number)}. ...', not {titles[0]!r}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_exercises_follow_the_convention(path):
+    nb = load(path)
+    number = chapter_number(path)
+    exercises, gated, checks = [], [], []
+    inside = None                   # label of the open solution-start block
+    for i, cell in enumerate(nb.cells):
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type == "markdown":
+            found = directives(cell.source)
+            for name, arg, options in found:
+                if name == "exercise":
+                    label = options.get("label", "")
+                    assert label, f"{path.name}, cell {i}: every exercise needs a :label:"
+                    if number:
+                        assert re.fullmatch(rf"ch{number}-[a-z0-9]+(-[a-z0-9]+)*", label), (
+                            f"{path.name}: exercise label {label!r} must read 'ch{number}-short-name'")
+                    exercises.append(label)
+                elif name in ("solution", "solution-start"):
+                    assert arg in exercises, (
+                        f"{path.name}, cell {i}: solution for {arg!r} comes before its exercise")
+                    assert options.get("class") == "dropdown", (
+                        f"{path.name}, cell {i}: give the solution of {arg} ':class: dropdown'")
+            names = [name for name, _, _ in found]
+            if "solution-start" in names or "solution-end" in names:
+                assert len(found) == 1 and re.fullmatch(
+                    r"(`{3,}|:{3,})\{solution-(start|end)\}[^\n]*\n(:[^\n]*\n)*\1",
+                    cell.source.strip()), (
+                    f"{path.name}, cell {i}: a solution-start/solution-end cell holds only "
+                    "that directive")
+                if names[0] == "solution-start":
+                    assert inside is None, f"{path.name}, cell {i}: solution-start inside another"
+                    inside = found[0][1]
+                    gated.append(inside)
+                else:
+                    assert inside is not None, f"{path.name}, cell {i}: solution-end without start"
+                    inside = None
+        elif cell.cell_type == "code":
+            if "solution" in tags:
+                assert inside is not None, (
+                    f"{path.name}, cell {i}: a `solution` cell must sit between solution-start "
+                    "and solution-end")
+                for node in ast.parse(cell.source).body:
+                    assert isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef,
+                                             ast.AsyncFunctionDef, ast.ClassDef)), (
+                        f"{path.name}, cell {i}: a solution cell holds only imports and "
+                        f"top-level def/class (line {node.lineno})")
+            elif inside is not None:
+                pytest.fail(f"{path.name}, cell {i}: a code cell inside solution "
+                            f"{inside} must be tagged `solution`")
+            if "check" in tags:
+                assert inside is None, f"{path.name}, cell {i}: the check cell goes after solution-end"
+                checks.append((i, cell))
+    assert inside is None, f"{path.name}: solution-start {inside} is never closed"
+
+    if number:
+        assert len(exercises) >= MIN_EXERCISES, (
+            f"{path.name}: {len(exercises)} exercises, at least {MIN_EXERCISES} expected")
+        assert checks, f"{path.name}: at least one coding exercise with a `check` cell expected"
+    for label in gated:
+        calls = [(i, c) for i, c in checks
+                 if re.search(rf"check\(\s*['\"]{re.escape(label)}['\"]", c.source)]
+        assert calls, f"{path.name}: coding exercise {label} has no `check` cell calling check({label!r}, ...)"
+        for i, cell in calls:
+            shown = cell_text_outputs(cell)
+            assert shown.lstrip().startswith(f"✓ {label}"), (
+                f"{path.name}, cell {i}: the book's own solution must pass its check; "
+                f"the cell shows {shown.strip()[:200]!r}")
