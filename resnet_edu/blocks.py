@@ -2,12 +2,21 @@
 
 Scope: the building blocks of every ResNet in this package.
 
+- :class:`ResidualBlock`: the block protocol. A network builder needs three
+  things from a block class: ``expansion`` (output channels per unit of
+  width), ``last_bn`` (the BatchNorm that scales the branch) and
+  ``zero_init_residual_()`` (start the branch at zero). Any class that has
+  them can be stacked by :class:`~resnet_edu.models.ResNet` and
+  :class:`~resnet_edu.models.CifarResNet`; :func:`check_block_class` says
+  what is missing otherwise.
 - :class:`BasicBlock`: two 3x3 convolutions (ResNet-18/34 and the CIFAR nets).
 - :class:`Bottleneck`: 1x1 -> 3x3 -> 1x1 with expansion 4 (ResNet-50/101/152).
   The stride sits on the 3x3 as in torchvision ("ResNet v1.5"); the paper's
   placement on the first 1x1 is ``stride_on="1x1"``.
 - :class:`PreActBlock`: BN -> ReLU -> conv, twice, then the addition, with no
   ReLU after it (He et al., 2016, "Identity Mappings in Deep Residual Networks").
+- :class:`PlainBlock`: a basic block without its skip connection (the
+  paper's plain baselines).
 - Shortcuts (paper, section 3.3 and Table 3): option **A** pads the identity
   with zero channels (no parameters), option **B** projects with a 1x1 conv only
   where the shape changes, option **C** projects in every block.
@@ -112,7 +121,50 @@ def make_shortcut(option: str, in_channels: int, out_channels: int, stride: int 
     return ShortcutA(in_channels, out_channels, stride)
 
 
-class BasicBlock(nn.Module):
+BLOCK_PROTOCOL = ("expansion", "last_bn", "zero_init_residual_")
+
+
+class ResidualBlock(nn.Module):
+    """The block protocol: what a network builder asks of a block class.
+
+    Subclasses define ``__init__(in_channels, width, stride=1, **block_kwargs)``,
+    ``forward`` and ``last_bn``; they output ``width * expansion`` channels.
+    ``pre_activation = True`` tells the network that the block starts with
+    BN -> ReLU and ends with a bare addition, so the network must add a final
+    BN -> ReLU before pooling (He et al., 2016).
+    """
+
+    expansion: int = 1
+    pre_activation: bool = False
+
+    @property
+    def last_bn(self) -> nn.Module:
+        raise NotImplementedError(f"{type(self).__name__} must define the property `last_bn`: "
+                                  f"the BatchNorm whose gamma scales the residual branch")
+
+    def zero_init_residual_(self) -> "ResidualBlock":
+        """Zero the last BN's gamma: the branch outputs ``beta = 0`` and the block
+        starts as its shortcut (``relu(shortcut(x))`` when a ReLU follows the addition)."""
+        nn.init.zeros_(self.last_bn.weight)
+        return self
+
+
+def check_block_class(block) -> None:
+    """Raise a ``TypeError`` naming what ``block`` lacks to be stacked by a network."""
+    if not (isinstance(block, type) and issubclass(block, nn.Module)):
+        raise TypeError(f"block must be an nn.Module class such as BasicBlock, got {block!r}")
+    missing = [name for name in BLOCK_PROTOCOL if not hasattr(block, name)]
+    expansion = getattr(block, "expansion", None)
+    if missing or not isinstance(expansion, int) or isinstance(expansion, bool) or expansion < 1:
+        raise TypeError(
+            f"{block.__name__} does not follow the block protocol: a block class needs "
+            f"an integer class attribute `expansion` >= 1, a property `last_bn` and a "
+            f"method `zero_init_residual_()` (subclass resnet_edu.blocks.ResidualBlock "
+            f"to get the last two); missing or invalid: "
+            f"{', '.join(missing) or f'expansion={expansion!r}'}")
+
+
+class BasicBlock(ResidualBlock):
     """Two 3x3 convolutions and a shortcut: ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``.
 
     ``stride=2`` halves the spatial size in ``conv1``; the shortcut then
@@ -128,7 +180,9 @@ class BasicBlock(nn.Module):
         norm_layer = norm_layer or nn.BatchNorm2d
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn1 = norm_layer(out_channels)
-        self.relu = nn.ReLU()
+        # in place, as torchvision: it only ever overwrites a tensor the block created
+        # (a BN output or the sum), never x; it saves one allocation per ReLU
+        self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(out_channels, out_channels)
         self.bn2 = norm_layer(out_channels)
         self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer)
@@ -149,13 +203,8 @@ class BasicBlock(nn.Module):
     def last_bn(self) -> nn.Module:
         return self.bn2
 
-    def zero_init_residual_(self) -> "BasicBlock":
-        """Zero the last BN's gamma so the block starts as ``relu(shortcut(x))``."""
-        nn.init.zeros_(self.last_bn.weight)
-        return self
 
-
-class Bottleneck(nn.Module):
+class Bottleneck(ResidualBlock):
     """1x1 (reduce) -> 3x3 -> 1x1 (expand by 4), plus a shortcut.
 
     ``width`` is the number of channels of the 3x3; the block outputs
@@ -180,7 +229,7 @@ class Bottleneck(nn.Module):
         self.bn2 = norm_layer(width)
         self.conv3 = conv1x1(width, out_channels)
         self.bn3 = norm_layer(out_channels)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)  # on tensors the block created, as in BasicBlock
         self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -197,13 +246,8 @@ class Bottleneck(nn.Module):
     def last_bn(self) -> nn.Module:
         return self.bn3
 
-    def zero_init_residual_(self) -> "Bottleneck":
-        """Zero the last BN's gamma so the block starts as ``relu(shortcut(x))``."""
-        nn.init.zeros_(self.last_bn.weight)
-        return self
 
-
-class PreActBlock(nn.Module):
+class PreActBlock(ResidualBlock):
     """Pre-activation basic block (He et al., 2016): ``x + conv2(relu(bn2(conv1(relu(bn1(x))))))``.
 
     Nothing follows the addition, so with the last conv's weights at zero the
@@ -212,6 +256,7 @@ class PreActBlock(nn.Module):
     """
 
     expansion = 1
+    pre_activation = True
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
                  shortcut: str = "B", norm_layer: Optional[NormLayer] = None):
@@ -247,3 +292,38 @@ class PreActBlock(nn.Module):
         """Zero the last conv so the block starts as the exact identity (or shortcut)."""
         nn.init.zeros_(self.conv2.weight)
         return self
+
+
+class PlainBlock(nn.Module):
+    """A :class:`BasicBlock` without its skip connection.
+
+    ``relu(bn2(conv2(relu(bn1(conv1(x))))))``: the same layers, so a plain net
+    and a residual net of the same depth have the same parameters except the
+    projections of options B/C. It follows the block protocol so the network
+    builders can stack it, but it has no branch to silence.
+    """
+
+    expansion = 1
+    pre_activation = False
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
+                 norm_layer: Optional[NormLayer] = None):
+        super().__init__()
+        norm_layer = norm_layer or nn.BatchNorm2d
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn1 = norm_layer(out_channels)
+        self.relu = nn.ReLU()
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.bn2 = norm_layer(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)))
+
+    @property
+    def last_bn(self) -> nn.Module:
+        return self.bn2
+
+    def zero_init_residual_(self) -> "PlainBlock":
+        raise ValueError("zero_init_residual needs skip connections; a plain net "
+                         "whose blocks output zero cannot learn")

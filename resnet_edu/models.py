@@ -11,21 +11,29 @@ Scope:
   depth ``6n + 2``, option-A shortcuts), and their plain counterparts
   ``plain20 ...`` (same layers, no skip connections) used to measure the
   degradation problem.
+- ``preact_resnet20/32/44/56/110``: the same depths with the pre-activation
+  blocks of He et al. (2016), "Identity Mappings in Deep Residual Networks".
 
+Both network classes stack any block class of the block protocol
+(:mod:`resnet_edu.blocks`) and ask each block to zero-initialise itself.
 A depth differs from another by one list in ``IMAGENET_CONFIGS``: depths are
 data, not subclasses.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence, Type, Union
+import inspect
+from typing import Callable, Dict, List, Optional, Sequence, Type
 
 import torch
 from torch import nn
 
-from .blocks import (SHORTCUT_OPTIONS, STRIDE_PLACEMENTS, BasicBlock, Bottleneck,
-                     _check_option, conv3x3)
+from .blocks import (SHORTCUT_OPTIONS, STRIDE_PLACEMENTS, BasicBlock, Bottleneck, PlainBlock,
+                     PreActBlock, _check_option, check_block_class, conv3x3)
 
-Block = Union[Type[BasicBlock], Type[Bottleneck]]
+# PlainBlock and PreActBlock are imported here too, so `from resnet_edu.models import
+# PlainBlock` keeps working from the time PlainBlock lived in this module.
+
+Block = Type[nn.Module]  # any class that follows the block protocol of resnet_edu.blocks
 
 # depth -> (block, blocks per stage): He et al. (2015), Table 1
 IMAGENET_CONFIGS: Dict[int, tuple] = {
@@ -40,6 +48,25 @@ IMAGENET_CONFIGS: Dict[int, tuple] = {
 CIFAR_DEPTHS = (20, 32, 44, 56, 110)
 
 
+def _block_arguments(block: Block, options: dict, block_kwargs: Optional[dict]) -> dict:
+    """The network-wide options the block's constructor takes, then ``block_kwargs``.
+
+    A network option a block does not accept (``stride_on`` for a basic block,
+    ``shortcut`` for a plain block) is not passed to it; ``block_kwargs`` always is.
+    """
+    params = inspect.signature(block.__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    chosen = {k: v for k, v in options.items() if takes_any or k in params}
+    return {**chosen, **(block_kwargs or {})}
+
+
+def _zero_init_branches(stages: Sequence[nn.Sequential]) -> None:
+    """Ask every block to silence its own branch (the block knows where its branch ends)."""
+    for stage in stages:
+        for block in stage:
+            block.zero_init_residual_()
+
+
 def _check_input(x: torch.Tensor, in_channels: int) -> None:
     if x.dim() != 4 or x.shape[1] != in_channels:
         raise ValueError(f"expected an input of shape (N, {in_channels}, H, W), "
@@ -50,26 +77,30 @@ class ResNet(nn.Module):
     """An ImageNet-style ResNet: stem, four stages, global average pooling, fc.
 
     Args:
-        block: :class:`~resnet_edu.blocks.BasicBlock` or :class:`~resnet_edu.blocks.Bottleneck`.
+        block: any block class of the block protocol (:mod:`resnet_edu.blocks`):
+            :class:`~resnet_edu.blocks.BasicBlock`, :class:`~resnet_edu.blocks.Bottleneck`,
+            :class:`~resnet_edu.blocks.PreActBlock` (then a final BN -> ReLU is
+            added before pooling, as ``final_bn``) or your own.
         layers: blocks per stage, e.g. ``[3, 4, 6, 3]`` for ResNet-34 and -50.
         num_classes: outputs of the final fully connected layer.
-        zero_init_residual: start every block with its last BN gamma at zero, so
+        zero_init_residual: ask every block to start with its branch at zero, so
             each block begins as (nearly) the identity (Goyal et al., 2017,
             report +0.2-0.3% top-1 for ResNet-50 on ImageNet).
         stride_on: ``"3x3"`` (torchvision, default) or ``"1x1"`` (the paper) for
-            bottleneck blocks; ignored by basic blocks.
+            bottleneck blocks; not passed to blocks that do not take it.
         shortcut: ``"B"`` (paper's default for ImageNet, and torchvision's),
             ``"A"`` or ``"C"``.
         in_channels: channels of the input image.
+        block_kwargs: further keyword arguments for every block.
     """
 
     def __init__(self, block: Block, layers: Sequence[int], num_classes: int = 1000,
                  zero_init_residual: bool = False, stride_on: str = "3x3",
                  shortcut: str = "B", in_channels: int = 3,
-                 norm_layer: Optional[Callable[[int], nn.Module]] = None):
+                 norm_layer: Optional[Callable[[int], nn.Module]] = None,
+                 block_kwargs: Optional[dict] = None):
         super().__init__()
-        if block not in (BasicBlock, Bottleneck):
-            raise ValueError(f"block must be BasicBlock or Bottleneck, got {block!r}")
+        check_block_class(block)
         if len(layers) != 4 or any(not isinstance(n, int) or n < 1 for n in layers):
             raise ValueError(f"layers must be four positive block counts, got {list(layers)}")
         _check_option("stride_on", stride_on, STRIDE_PLACEMENTS)
@@ -78,14 +109,14 @@ class ResNet(nn.Module):
             raise ValueError("num_classes and in_channels must be positive")
         self.in_channels = in_channels
         self._norm_layer = norm_layer or nn.BatchNorm2d
-        self._block_kwargs = {"shortcut": shortcut, "norm_layer": self._norm_layer}
-        if block is Bottleneck:
-            self._block_kwargs["stride_on"] = stride_on
+        self._block_kwargs = _block_arguments(
+            block, {"shortcut": shortcut, "norm_layer": self._norm_layer, "stride_on": stride_on},
+            block_kwargs)
 
         # stem: 7x7/2 conv -> BN -> ReLU -> 3x3/2 *max* pooling       (N, 64, H/4, W/4)
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = self._norm_layer(64)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)  # as torchvision; it acts on bn1's fresh output
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
         # four stages; each after the first halves H, W and doubles the width
@@ -94,11 +125,17 @@ class ResNet(nn.Module):
         self.layer2 = self._make_stage(block, 128, layers[1], stride=2)  # (N, 128e, H/8,  W/8)
         self.layer3 = self._make_stage(block, 256, layers[2], stride=2)  # (N, 256e, H/16, W/16)
         self.layer4 = self._make_stage(block, 512, layers[3], stride=2)  # (N, 512e, H/32, W/32)
+        # pre-activation blocks end with a bare addition: activate once before pooling
+        self.pre_activation = bool(getattr(block, "pre_activation", False))
+        if self.pre_activation:
+            self.final_bn = self._norm_layer(self._channels)
 
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))                      # (N, 512e, 1, 1)
         self.fc = nn.Linear(512 * block.expansion, num_classes)
 
-        _init_weights(self, zero_init_residual)
+        _init_weights(self)
+        if zero_init_residual:
+            _zero_init_branches([self.layer1, self.layer2, self.layer3, self.layer4])
 
     def _make_stage(self, block: Block, width: int, num_blocks: int, stride: int) -> nn.Sequential:
         blocks = [block(self._channels, width, stride, **self._block_kwargs)]
@@ -111,11 +148,13 @@ class ResNet(nn.Module):
         _check_input(x, self.in_channels)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        if self.pre_activation:
+            x = self.relu(self.final_bn(x))
         x = torch.flatten(self.avgpool(x), 1)                            # (N, 512e)
         return self.fc(x)                                                # (N, num_classes)
 
 
-def _init_weights(model: nn.Module, zero_init_residual: bool) -> None:
+def _init_weights(model: nn.Module) -> None:
     """He (Kaiming) normal init for convs, BN gamma=1/beta=0, as torchvision does."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
@@ -123,10 +162,6 @@ def _init_weights(model: nn.Module, zero_init_residual: bool) -> None:
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-    if zero_init_residual:
-        for m in model.modules():
-            if isinstance(m, (BasicBlock, Bottleneck)):
-                m.zero_init_residual_()
 
 
 def _imagenet_resnet(depth: int, num_classes: int, zero_init_residual: bool, **kwargs) -> ResNet:
@@ -160,31 +195,6 @@ def resnet152(num_classes: int = 1000, zero_init_residual: bool = False, **kwarg
     return _imagenet_resnet(152, num_classes, zero_init_residual, **kwargs)
 
 
-class PlainBlock(nn.Module):
-    """A :class:`~resnet_edu.blocks.BasicBlock` without its skip connection.
-
-    ``relu(bn2(conv2(relu(bn1(conv1(x))))))``: the same layers, so a plain net
-    and a residual net of the same depth have the same parameters except the
-    projections of options B/C.
-    """
-
-    expansion = 1
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
-                 norm_layer: Optional[Callable[[int], nn.Module]] = None):
-        super().__init__()
-        norm_layer = norm_layer or nn.BatchNorm2d
-        self.conv1 = conv3x3(in_channels, out_channels, stride)
-        self.bn1 = norm_layer(out_channels)
-        self.relu = nn.ReLU()
-        self.conv2 = conv3x3(out_channels, out_channels)
-        self.bn2 = norm_layer(out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        return self.relu(self.bn2(self.conv2(out)))
-
-
 class CifarResNet(nn.Module):
     """The CIFAR-10 ResNet of He et al. (2015), section 4.2: depth ``6n + 2``.
 
@@ -193,20 +203,27 @@ class CifarResNet(nn.Module):
     average pooling and a fully connected layer. With ``plain=True`` the
     blocks have no skip connections (the paper's plain baselines).
 
+    With a pre-activation block (``block=PreActBlock``, He et al. 2016) the stem
+    is the bare convolution (each block normalises its own input) and a final
+    BN -> ReLU (``final_bn``) comes before the pooling.
+
     Args:
         depth: total number of weighted layers, ``6n + 2`` (20, 32, 44, 56, 110, ...).
         num_classes: outputs of the final layer.
         shortcut: ``"A"`` (the paper's choice on CIFAR: zero-padding, no
-            parameters), ``"B"`` or ``"C"``.
-        plain: drop the skip connections.
+            parameters), ``"B"`` or ``"C"``; not passed to blocks that do not take it.
+        plain: drop the skip connections (stack :class:`~resnet_edu.blocks.PlainBlock`).
         in_channels: 3 for CIFAR, 1 for the embedded 8x8 digits.
         base_width: channels of the first stage (16 in the paper).
-        zero_init_residual: start each block with its last BN gamma at zero.
+        zero_init_residual: ask each block to start with its branch at zero.
+        block: any block class of the block protocol (default: ``BasicBlock``).
+        block_kwargs: further keyword arguments for every block.
     """
 
     def __init__(self, depth: int, num_classes: int = 10, shortcut: str = "A",
                  plain: bool = False, in_channels: int = 3, base_width: int = 16,
-                 zero_init_residual: bool = False):
+                 zero_init_residual: bool = False, block: Optional[Block] = None,
+                 block_kwargs: Optional[dict] = None):
         super().__init__()
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
             raise ValueError(f"CIFAR ResNet depth must be 6n + 2 with n >= 1 "
@@ -217,37 +234,49 @@ class CifarResNet(nn.Module):
         if plain and zero_init_residual:
             raise ValueError("zero_init_residual needs skip connections; a plain net "
                              "whose blocks output zero cannot learn")
+        if plain and block is not None:
+            raise ValueError("give either plain=True or a block class, not both")
+        block = block or (PlainBlock if plain else BasicBlock)
+        check_block_class(block)
         self.depth, self.plain, self.in_channels = depth, plain, in_channels
+        self.pre_activation = bool(getattr(block, "pre_activation", False))
         n = (depth - 2) // 6
         widths = (base_width, 2 * base_width, 4 * base_width)
+        kwargs = _block_arguments(block, {"shortcut": shortcut}, block_kwargs)
 
         self.conv1 = conv3x3(in_channels, widths[0])                      # (N, 16, 32, 32)
-        self.bn1 = nn.BatchNorm2d(widths[0])
+        if not self.pre_activation:
+            self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU()
         self._channels = widths[0]
-        self.layer1 = self._make_stage(widths[0], n, 1, shortcut)          # (N, 16, 32, 32)
-        self.layer2 = self._make_stage(widths[1], n, 2, shortcut)          # (N, 32, 16, 16)
-        self.layer3 = self._make_stage(widths[2], n, 2, shortcut)          # (N, 64,  8,  8)
+        self.layer1 = self._make_stage(block, widths[0], n, 1, kwargs)    # (N, 16, 32, 32)
+        self.layer2 = self._make_stage(block, widths[1], n, 2, kwargs)    # (N, 32, 16, 16)
+        self.layer3 = self._make_stage(block, widths[2], n, 2, kwargs)    # (N, 64,  8,  8)
+        if self.pre_activation:
+            self.final_bn = nn.BatchNorm2d(self._channels)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))                       # (N, 64,  1,  1)
-        self.fc = nn.Linear(widths[2], num_classes)
+        self.fc = nn.Linear(self._channels, num_classes)
 
-        _init_weights(self, zero_init_residual)
+        _init_weights(self)
+        if zero_init_residual:
+            _zero_init_branches([self.layer1, self.layer2, self.layer3])
 
-    def _make_stage(self, width: int, num_blocks: int, stride: int, shortcut: str) -> nn.Sequential:
+    def _make_stage(self, block: Block, width: int, num_blocks: int, stride: int,
+                    kwargs: dict) -> nn.Sequential:
         blocks = []
         for i in range(num_blocks):
-            s = stride if i == 0 else 1
-            if self.plain:
-                blocks.append(PlainBlock(self._channels, width, s))
-            else:
-                blocks.append(BasicBlock(self._channels, width, s, shortcut=shortcut))
-            self._channels = width
+            blocks.append(block(self._channels, width, stride if i == 0 else 1, **kwargs))
+            self._channels = width * block.expansion
         return nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, self.in_channels)
-        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.conv1(x)
+        if not self.pre_activation:
+            x = self.relu(self.bn1(x))
         x = self.layer3(self.layer2(self.layer1(x)))
+        if self.pre_activation:
+            x = self.relu(self.final_bn(x))                               # the last activation
         x = torch.flatten(self.avgpool(x), 1)                             # (N, 64)
         return self.fc(x)                                                 # (N, num_classes)
 
@@ -286,6 +315,27 @@ plain44 = _cifar_builder(44, plain=True)
 plain56 = _cifar_builder(56, plain=True)
 plain110 = _cifar_builder(110, plain=True)
 
+
+def _preact_builder(depth: int) -> Callable[..., CifarResNet]:
+    def build(num_classes: int = 10, **kwargs) -> CifarResNet:
+        kwargs.setdefault("shortcut", "B")
+        return CifarResNet(depth, num_classes=num_classes, block=PreActBlock, **kwargs)
+
+    build.__name__ = build.__qualname__ = f"preact_resnet{depth}"
+    build.__doc__ = (f"Pre-activation ResNet-{depth} for CIFAR-10 (He et al. 2016): "
+                     f"n = {(depth - 2) // 6} blocks per stage, BN -> ReLU -> conv twice, "
+                     f"no ReLU after the addition, a bare 1x1 projection of the "
+                     f"pre-activated input where the shape changes (the paper's code), "
+                     f"and a final BN -> ReLU before pooling.")
+    return build
+
+
+preact_resnet20 = _preact_builder(20)
+preact_resnet32 = _preact_builder(32)
+preact_resnet44 = _preact_builder(44)
+preact_resnet56 = _preact_builder(56)
+preact_resnet110 = _preact_builder(110)
+
 IMAGENET_MODELS: Dict[str, Callable[..., nn.Module]] = {
     "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
     "resnet101": resnet101, "resnet152": resnet152,
@@ -295,6 +345,9 @@ CIFAR_MODELS: Dict[str, Callable[..., nn.Module]] = {
     "resnet56": resnet56, "resnet110": resnet110,
     "plain20": plain20, "plain32": plain32, "plain44": plain44,
     "plain56": plain56, "plain110": plain110,
+    "preact_resnet20": preact_resnet20, "preact_resnet32": preact_resnet32,
+    "preact_resnet44": preact_resnet44, "preact_resnet56": preact_resnet56,
+    "preact_resnet110": preact_resnet110,
 }
 MODELS: Dict[str, Callable[..., nn.Module]] = {**IMAGENET_MODELS, **CIFAR_MODELS}
 MODEL_NAMES: List[str] = list(MODELS)

@@ -126,3 +126,24 @@ def test_block_arguments_are_checked(call, fragment):
     with pytest.raises(ValueError) as info:
         call()
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("cls", [BasicBlock, Bottleneck, PreActBlock])
+def test_every_residual_block_follows_the_protocol(cls):
+    assert issubclass(cls, blocks.ResidualBlock)
+    blocks.check_block_class(cls)  # raises if anything is missing
+    block = cls(16, 16)
+    assert block.zero_init_residual_() is block
+
+
+def test_a_block_that_forgets_last_bn_says_so():
+    class Incomplete(blocks.ResidualBlock):
+        pass
+
+    with pytest.raises(NotImplementedError, match="must define the property `last_bn`"):
+        Incomplete().zero_init_residual_()
+
+
+def test_only_preact_blocks_ask_for_a_final_activation():
+    assert PreActBlock.pre_activation
+    assert not any(c.pre_activation for c in (BasicBlock, Bottleneck, blocks.PlainBlock))
