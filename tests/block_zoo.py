@@ -534,6 +534,23 @@ class NaNBlock(_Base):
         return self.relu(out / scale + x)
 
 
+class UsesOnlyTheShapeOfX(_Base):
+    """Feeds the branch torch.ones_like(x) (meant: x): x only sets the shape, so the
+    output never depends on the input's values, and there is no skip connection either."""
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(torch.ones_like(x))))
+        return self.bn2(self.conv2(out))
+
+
+class ParameterFree(nn.Module):
+    """A "residual block" made of parameter-free operations only (an average-pooling
+    branch): it runs and keeps the shape, but there is nothing to learn."""
+
+    def forward(self, x):
+        return F.relu(x + F.avg_pool2d(x, 3, stride=1, padding=1))
+
+
 # ----------------------------------------------------------------------------- the catalogue
 @dataclass(frozen=True)
 class Case:
@@ -656,4 +673,7 @@ FAULTY = [
     Case("returns-input", lambda: ReturnsInput(8), S,
          frozenset({"ignores_branch", "no_gradient", "discarded_bn_update"})),
     Case("nan-output", lambda: NaNBlock(8), S, frozenset({"bad_output"})),
+    Case("uses-only-the-shape-of-x", lambda: UsesOnlyTheShapeOfX(8), S,
+         frozenset({"no_input_dependence"})),
+    Case("parameter-free", lambda: ParameterFree(), S, frozenset({"no_parameters"})),
 ]

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from resnet_edu.diagnostics import _parse_call_args, _parse_shape, cli_check
+from resnet_edu.cli import main
+from resnet_edu.cli.check import parse_call_args, parse_shape
+from resnet_edu.diagnostics import cli_check
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +51,7 @@ def student_file(tmp_path):
 
 
 def run(capsys, *argv):
-    status = cli_check(list(argv), prog="python -m resnet_edu check")
+    status = main(["check", *argv])
     out, err = capsys.readouterr()
     return status, out, err
 
@@ -102,37 +104,83 @@ def test_imports_next_to_the_student_file_work(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["missing.py:Block", "--input-shape", "2,3,4,4"], "file not found"),
+    (["missing.py:Block", "--input-shape", "2,3,4,4"], "'missing.py' does not exist"),
+    (["{dir}:Block", "--input-shape", "2,3,4,4"], "is not a file"),
+    (["{dir}/notes.txt:Block", "--input-shape", "2,3,4,4"], "must end in .py"),
+    (["no_such_package.blocks:Block", "--input-shape", "2,3,4,4"],
+     "cannot import no_such_package.blocks: ModuleNotFoundError"),
     (["{file}:NoSuchBlock", "--input-shape", "2,3,4,4"], "GoodBlock, PlainBlock"),
     (["{file}", "--input-shape", "2,3,4,4"], "name the class"),
     (["{file}:GoodBlock", "--args", "8", "--input-shape", "2,8,4,4"], "GoodBlock(8) failed"),
     (["{file}:GoodBlock", "--args", "8", "8", "--input-shape", "2,eight,4,4"],
      "--input-shape must be integers"),
     (["{file}:GoodBlock", "--args", "8", "8", "--input-shape", "8"], "(N, C, H, W)"),
+    # three numbers for a Conv2d block: the shape is wrong, not the block
+    (["{file}:GoodBlock", "--args", "16", "16", "--input-shape", "2,16,8"],
+     "has 3 numbers but GoodBlock uses 2-d layers"),
+    (["{file}:GoodBlock", "--args", "16", "(16", "--input-shape", "2,16,8,8"],
+     "cannot read --args"),
     (["{file}:GoodBlock", "--args", "8", "nn.ReLU()", "--input-shape", "2,8,4,4"],
      "not a literal"),
 ])
 def test_usage_errors_exit_2_with_one_line(capsys, student_file, argv, message):
-    argv = [a.replace("{file}", str(student_file)) for a in argv]
+    argv = [a.replace("{file}", str(student_file)).replace("{dir}", str(student_file.parent))
+            for a in argv]
+    (student_file.parent / "notes.txt").write_text("not python")
     status, out, err = run(capsys, *argv)
     assert status == 2 and out == ""
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_missing_input_shape_is_an_argparse_error(capsys, student_file):
-    with pytest.raises(SystemExit) as info:
-        cli_check([f"{student_file}:GoodBlock"], prog="python -m resnet_edu check")
-    assert info.value.code == 2
-    assert "--input-shape" in capsys.readouterr().err
+def test_missing_input_shape_is_a_usage_error(capsys, student_file):
+    status, out, err = run(capsys, f"{student_file}:GoodBlock")
+    assert status == 2 and out == ""
+    assert "error: the following arguments are required: --input-shape" in err
+
+
+def test_a_bad_file_is_refused_before_anything_is_imported(capsys, tmp_path):
+    """The block file is checked first: a broken constructor call is not even tried."""
+    status, _, err = run(capsys, str(tmp_path / "nope.py") + ":Block", "--args", "8",
+                         "--input-shape", "2,8,4,4")
+    assert status == 2 and "does not exist" in err
+
+
+def test_loading_a_file_leaves_the_import_path_alone(capsys, student_file):
+    path, meta_path = list(sys.path), list(sys.meta_path)
+    status, out, err = run(capsys, f"{student_file}:GoodBlock", "--args", "4", "4",
+                           "--input-shape", "2,4,5,5")
+    assert status == 0, out + err
+    assert sys.path == path and sys.meta_path == meta_path
+
+
+def test_a_constructor_that_prints_and_raises_is_one_line(capsys, tmp_path):
+    (tmp_path / "loud.py").write_text(
+        "import torch.nn as nn\n"
+        "class Loud(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        print('building...')\n"
+        "        raise RuntimeError('no GPU here\\nsecond line')\n")
+    status, out, err = run(capsys, f"{tmp_path / 'loud.py'}:Loud", "--input-shape", "2,4")
+    assert status == 2 and out == ""
+    assert err.strip() == "error: Loud() failed: RuntimeError: no GPU here"
+
+
+def test_cli_check_from_python_is_the_same_command(capsys, student_file):
+    """chapter 5 calls cli_check(argv) in a cell: same output, same exit status."""
+    argv = [f"{student_file}:PlainBlock", "--args", "8", "8", "--input-shape", "2,8,6,6"]
+    assert cli_check(argv) == 1
+    via_function = capsys.readouterr().out
+    assert run(capsys, *argv)[:2] == (1, via_function)
 
 
 def test_argument_parsing():
-    assert _parse_call_args(["16", "32", "stride=2"]) == ([16, 32], {"stride": 2})
-    assert _parse_call_args(["16, 32, stride=2"]) == ([16, 32], {"stride": 2})
-    assert _parse_call_args(["8", "shortcut=A", "flag=True"]) == ([8], {"shortcut": "A",
-                                                                       "flag": True})
-    assert _parse_call_args([]) == ([], {})
-    assert _parse_shape("2,16,8,8") == _parse_shape("(2, 16, 8, 8)") == (2, 16, 8, 8)
+    assert parse_call_args(["16", "32", "stride=2"]) == ([16, 32], {"stride": 2})
+    assert parse_call_args(["16, 32, stride=2"]) == ([16, 32], {"stride": 2})
+    assert parse_call_args(["8", "shortcut=A", "flag=True"]) == ([8], {"shortcut": "A",
+                                                                      "flag": True})
+    assert parse_call_args([]) == ([], {})
+    assert parse_shape("2,16,8,8") == parse_shape("(2, 16, 8, 8)") == (2, 16, 8, 8)
+    assert parse_shape("2x16x8x8") == (2, 16, 8, 8)
 
 
 def test_end_to_end_through_python_m(student_file):

@@ -9,7 +9,10 @@ from torch import nn
 
 from block_zoo import CORRECT, FAULTY, FixedListing, StochasticDepthBlock
 from resnet_edu import blocks
-from resnet_edu.diagnostics import PROBLEM_KINDS, BlockReport, Problem, check_block
+from resnet_edu import compat
+from resnet_edu.diagnostics import (DEBUG_VARIABLE, PROBLEM_KINDS, BlockReport, Problem,
+                                    ProblemKind, check_block)
+from resnet_edu.diagnostics import rules
 from resnet_edu.original import ResidualBlockListing1, ResidualBlockListing2
 
 
@@ -121,15 +124,17 @@ def test_batch_of_one_in_training_mode_is_explained():
     assert report.kinds == ["crash"] and "at least 2" in str(report.problems[0])
 
 
+class Exploding(nn.Module):
+    def __init__(self, error=KeyError("oops")):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+        self.error = error
+
+    def forward(self, x):
+        raise self.error
+
+
 def test_block_raising_anything_never_escapes():
-    class Exploding(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(2, 2, 1)
-
-        def forward(self, x):
-            raise KeyError("oops")
-
     report = check_block(Exploding(), (2, 2, 3, 3))
     assert report.kinds == ["crash"] and "KeyError" in str(report.problems[0])
 
@@ -153,7 +158,7 @@ def snapshot(block):
         "requires_grad": [p.requires_grad for p in block.parameters()],
         "grads": [None if p.grad is None else p.grad.clone() for p in block.parameters()],
         "modes": [m.training for m in block.modules()],
-        "hooks": sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in block.modules()),
+        "hooks": sum(compat.forward_hook_count(m) for m in block.modules()),
     }
 
 
@@ -319,3 +324,63 @@ def test_passing_the_class_is_a_clear_type_error():
 def test_bad_input_shapes_are_clear_value_errors(shape):
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         check_block(blocks.BasicBlock(3, 3), shape)
+
+
+def test_three_numbers_for_a_conv2d_block_is_a_shape_error_not_a_crash():
+    """(2, 16, 8) would run as an unbatched image and be blamed on the block."""
+    with pytest.raises(ValueError, match=r"has 3 numbers .* \(N, C, H, W\)"):
+        check_block(blocks.BasicBlock(16, 16), (2, 16, 8))
+    with pytest.raises(ValueError, match=r"\(N, C, L\)"):
+        check_block(nn.Sequential(nn.Conv1d(4, 4, 3, padding=1)), (2, 4, 5, 5))
+    # blocks without spatial layers take any layout (the MLP block of the zoo: N, C)
+    assert check_block(nn.Sequential(nn.Linear(4, 4)), (2, 3, 4)).kinds == ["no_skip"]
+
+
+# ----------------------------------------------------------------------------- the design
+def test_every_problem_kind_has_a_rule_and_a_zoo_case():
+    """Adding a rule = one function + one faulty block in the zoo that shows it."""
+    assert set(rules.RULES) == set(ProblemKind)
+    shown = {kind for case in FAULTY for kind in case.kinds}
+    assert shown == set(PROBLEM_KINDS), set(PROBLEM_KINDS) - shown
+    assert PROBLEM_KINDS == tuple(kind.value for kind in ProblemKind)
+
+
+def test_problem_kinds_compare_equal_to_their_plain_strings():
+    report = check_block(ResidualBlockListing2(4, 4), (2, 4, 6, 6))
+    assert "discarded_bn_update" in report.kinds
+    assert all(isinstance(k, ProblemKind) and str(k) == k.value for k in report.kinds)
+    assert Problem("crash", "x.").kind is ProblemKind.CRASH
+
+
+def _broken_rule(obs):
+    raise ZeroDivisionError("a bug in a rule")
+    yield  # pragma: no cover (a generator, like the real rules)
+
+
+def test_a_rule_that_raises_is_reported_as_could_not_finish(monkeypatch):
+    """A bug in the checker must never read as "no problems found"."""
+    monkeypatch.delenv(DEBUG_VARIABLE, raising=False)
+    monkeypatch.setitem(rules.RULES, ProblemKind.NO_SKIP, _broken_rule)
+    report = check_block(blocks.BasicBlock(4, 4), (2, 4, 5, 5))
+    assert not report.ok and report.kinds == ["crash"]
+    assert str(report.problems[0]).startswith(
+        "check_block could not finish (ZeroDivisionError: a bug in a rule)")
+
+
+def test_the_debug_variable_lets_a_checker_bug_raise(monkeypatch):
+    monkeypatch.setitem(rules.RULES, ProblemKind.NO_SKIP, _broken_rule)
+    monkeypatch.setenv(DEBUG_VARIABLE, "1")
+    with pytest.raises(ZeroDivisionError, match="a bug in a rule"):
+        check_block(blocks.BasicBlock(4, 4), (2, 4, 5, 5))
+    monkeypatch.setenv(DEBUG_VARIABLE, "0")
+    assert check_block(blocks.BasicBlock(4, 4), (2, 4, 5, 5)).kinds == ["crash"]
+
+
+def test_only_the_blocks_own_exceptions_become_findings(monkeypatch):
+    """The block raising is a finding about the block even with the debug variable set:
+    debugging re-raises the checker's bugs, not the student's."""
+    monkeypatch.setenv(DEBUG_VARIABLE, "1")
+    report = check_block(Exploding(ZeroDivisionError("student's bug")), (2, 2, 3, 3))
+    assert report.kinds == ["crash"]
+    assert "ZeroDivisionError: student's bug" in str(report.problems[0])
+    assert "could not finish" not in str(report)
