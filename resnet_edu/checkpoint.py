@@ -30,6 +30,9 @@ def save_checkpoint(path: PathLike, model: nn.Module,
     interrupted save never leaves a truncated checkpoint behind.
     """
     path = Path(path)
+    if path.is_dir():                      # checked first: torch.save would fill a .tmp first
+        raise IsADirectoryError(f"cannot save a checkpoint to {str(path)!r}: it is a folder; "
+                                f"give a file path")
     path.parent.mkdir(parents=True, exist_ok=True)
     state: Dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -41,8 +44,12 @@ def save_checkpoint(path: PathLike, model: nn.Module,
     if scheduler is not None:
         state["scheduler"] = scheduler.state_dict()
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:                  # no half-written .tmp left behind, even on Ctrl-C
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

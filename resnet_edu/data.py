@@ -7,9 +7,9 @@ Scope:
   test with a fixed, seeded, stratified split. This is the book's default:
   it runs anywhere in seconds.
 - :func:`cifar10_loaders`: CIFAR-10 read from the "python version" of the
-  data set (``cifar-10-batches-py/``), with the augmentation of He et al.
-  (2015), section 4.2: pad 4 pixels, take a random 32x32 crop, flip
-  horizontally with probability 1/2. ``download=True`` fetches the archive
+  data set (``cifar-10-batches-py/``, read safely by :mod:`resnet_edu.cifar10`),
+  with the augmentation of He et al. (2015), section 4.2: pad 4 pixels, take a
+  random 32x32 crop, flip horizontally with probability 1/2. ``download=True`` fetches the archive
   through torchvision (about 170 MB, for Colab and GPU users).
 - :func:`get_loaders`: either of the two by name.
 
@@ -29,9 +29,6 @@ Recognition", CVPR 2016 (arXiv:1512.03385), section 4.2; Krizhevsky,
 from __future__ import annotations
 
 import math
-import os
-import pickle
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
@@ -39,18 +36,14 @@ from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from .cifar10 import (CIFAR10_ARCHIVE, CIFAR10_ARCHIVE_MD5, CIFAR10_FOLDER,  # noqa: F401
+                      CIFAR10_META_FILE, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, CIFAR10_URL,
+                      load_cifar10, prepare_cifar10, read_cifar10_batch)
+
 DATASETS = ("digits", "cifar10")
 NORMALIZATIONS = ("channel", "pixel")
 
 DIGITS_CLASSES = tuple(str(d) for d in range(10))
-
-CIFAR10_FOLDER = "cifar-10-batches-py"
-CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
-CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-CIFAR10_ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"  # the md5 torchvision checks
-CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-CIFAR10_TEST_FILE = "test_batch"
-CIFAR10_META_FILE = "batches.meta"
 
 # A generator of epoch e of a loader with seed s is seeded with s * _EPOCH_STRIDE + e.
 _EPOCH_STRIDE = 1_000_003
@@ -283,134 +276,6 @@ def digits_loaders(batch_size: int = 64, val_fraction: float = 0.1,
     return _make_loaders("digits", DIGITS_CLASSES, images, labels, parts, batch_size,
                          scale=1 / 16, augment=shift_augment(1) if augment else None,
                          seed=seed, normalize=normalize)
-
-
-# --------------------------------------------------------------------------------------
-# CIFAR-10 (the "python version" of the data set)
-# --------------------------------------------------------------------------------------
-def _how_to_get(root: Path) -> str:
-    return (f"Put the 'CIFAR-10 python version' ({CIFAR10_URL}) into {str(root)!r}, "
-            f"either as the archive {CIFAR10_ARCHIVE} or extracted as {CIFAR10_FOLDER}/, "
-            f"or pass download=True (command line: --download; about 170 MB).")
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles dicts, lists, numbers, strings and NumPy arrays, and nothing else.
-
-    The CIFAR batches are pickles; this keeps a doctored file from running code.
-    """
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in (("numpy.core.multiarray", "_reconstruct"),
-                              ("numpy._core.multiarray", "_reconstruct")):
-            core = getattr(np, "_core", None)
-            return core.multiarray._reconstruct if core is not None else \
-                np.core.multiarray._reconstruct
-        if (module, name) == ("numpy", "ndarray"):
-            return np.ndarray
-        if (module, name) == ("numpy", "dtype"):
-            return np.dtype
-        if (module, name) == ("_codecs", "encode"):   # bytes in protocol-2 pickles of Python 3
-            import codecs
-            return codecs.encode
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR-10 batch "
-                                     f"holds only arrays, lists, numbers and strings")
-
-
-def _read_pickle(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"CIFAR-10 file missing: {str(path)!r}. "
-                                f"{_how_to_get(path.parent.parent)}")
-    try:
-        with open(path, "rb") as f:
-            entry = _ArrayUnpickler(f, encoding="latin1").load()
-    except Exception as exc:
-        raise ValueError(f"{str(path)!r} is not a readable CIFAR-10 batch ({type(exc).__name__}: "
-                         f"{exc}); the file is corrupt. Delete {CIFAR10_FOLDER}/ and get the "
-                         f"data again. {_how_to_get(path.parent.parent)}") from exc
-    if not isinstance(entry, dict):
-        raise ValueError(f"{str(path)!r} should hold a dict, found {type(entry).__name__}")
-    # Python 2 pickles give str keys (with encoding="latin1"), Python 3 ones may give bytes
-    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
-
-
-def read_cifar10_batch(path: Union[str, Path]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """One CIFAR-10 batch file as uint8 images ``(N, 3, 32, 32)`` and int64 labels ``(N,)``.
-
-    The file is a pickled dict whose ``data`` is a uint8 array ``(N, 3072)``,
-    each row 1024 red, then 1024 green, then 1024 blue values in row-major
-    order, and whose ``labels`` is a list of N integers in 0-9.
-    """
-    path = Path(path)
-    entry = _read_pickle(path)
-    data, labels = entry.get("data"), entry.get("labels")
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
-            or data.shape[1] != 3 * 32 * 32:
-        found = (f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray)
-                 else type(data).__name__)
-        raise ValueError(f"{str(path)!r}: 'data' should be a uint8 array of shape (N, 3072), "
-                         f"found {found}; the file is corrupt or not CIFAR-10")
-    labels = np.asarray(labels if labels is not None else [], dtype=np.int64)
-    if labels.shape != (len(data),) or (len(labels) and (labels.min() < 0 or labels.max() > 9)):
-        raise ValueError(f"{str(path)!r}: 'labels' should be {len(data)} integers in 0-9, "
-                         f"found {labels.shape[0]} values; the file is corrupt or not CIFAR-10")
-    images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
-    return images, torch.from_numpy(labels)
-
-
-def _safe_extract(archive: Path, root: Path) -> None:
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            for member in tar.getmembers():
-                target = (root / member.name).resolve()
-                if not (member.isfile() or member.isdir()) or \
-                        not str(target).startswith(str(root.resolve()) + os.sep):
-                    raise ValueError(f"unexpected entry {member.name!r}")
-            tar.extractall(root)
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise ValueError(f"{str(archive)!r} is not a valid CIFAR-10 archive ({exc}). "
-                         f"Delete it and get it again. {_how_to_get(root)}") from exc
-
-
-def prepare_cifar10(root: Union[str, Path], download: bool = False) -> Path:
-    """Make sure ``root/cifar-10-batches-py`` exists and return it.
-
-    Extracts ``root/cifar-10-python.tar.gz`` if only the archive is there;
-    downloads it (through torchvision, which checks its md5) if ``download``.
-    """
-    root = Path(root).expanduser()
-    folder = root / CIFAR10_FOLDER
-    if folder.is_dir():
-        return folder
-    archive = root / CIFAR10_ARCHIVE
-    if not archive.is_file():
-        if not download:
-            raise FileNotFoundError(f"CIFAR-10 not found in {str(root)!r}. {_how_to_get(root)}")
-        from torchvision.datasets.utils import download_url
-
-        download_url(CIFAR10_URL, str(root), filename=CIFAR10_ARCHIVE, md5=CIFAR10_ARCHIVE_MD5)
-    _safe_extract(archive, root)
-    if not folder.is_dir():
-        raise ValueError(f"{str(archive)!r} does not contain {CIFAR10_FOLDER}/. "
-                         f"{_how_to_get(root)}")
-    return folder
-
-
-def load_cifar10(root: Union[str, Path], download: bool = False):
-    """CIFAR-10 as uint8 tensors: ``(train_images, train_labels, test_images, test_labels,
-    classes)``, with 50,000 and 10,000 images for the real data set."""
-    folder = prepare_cifar10(root, download)
-    batches = [read_cifar10_batch(folder / name) for name in CIFAR10_TRAIN_FILES]
-    test_images, test_labels = read_cifar10_batch(folder / CIFAR10_TEST_FILE)
-    meta = _read_pickle(folder / CIFAR10_META_FILE)
-    classes = meta.get("label_names")
-    if not isinstance(classes, list) or len(classes) != 10:
-        raise ValueError(f"{str(folder / CIFAR10_META_FILE)!r}: 'label_names' should list "
-                         f"10 class names; the file is corrupt")
-    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in classes]
-    train_images = torch.cat([b[0] for b in batches])
-    train_labels = torch.cat([b[1] for b in batches])
-    return train_images, train_labels, test_images, test_labels, tuple(classes)
 
 
 def cifar10_loaders(root: Union[str, Path] = "data", batch_size: int = 128,

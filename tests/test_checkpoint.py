@@ -54,3 +54,27 @@ def test_resume_without_optimizer_state_is_explained(tmp_path):
     path = checkpoint.save_checkpoint(tmp_path / "m.pt", model)
     with pytest.raises(ValueError, match="no optimizer state"):
         checkpoint.load_checkpoint(path, model, torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_saving_onto_a_folder_fails_first_and_leaves_nothing(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        checkpoint.save_checkpoint(folder, torch.nn.Linear(2, 2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints"]   # no .tmp (issue 15)
+
+
+def test_a_failed_save_keeps_the_old_file_and_removes_the_tmp(tmp_path, monkeypatch):
+    path = checkpoint.save_checkpoint(tmp_path / "ck.pt", torch.nn.Linear(2, 2), epoch=1)
+
+    def disk_full(obj, f, *args, **kwargs):
+        with open(f, "wb") as handle:
+            handle.write(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        checkpoint.save_checkpoint(path, torch.nn.Linear(2, 2), epoch=2)
+    monkeypatch.undo()
+    assert checkpoint.load_checkpoint(path)["metadata"]["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]

@@ -40,6 +40,9 @@ def test_help_lists_every_model_name():
     (["summary", "resnet19"], "supported models: resnet18"),
     (["summary", "resnet20", "--input-size", "1,1,32,32"], "(N, 3, H, W)"),
     (["summary", "resnet20", "--input-size", "a,b"], "four integers"),
+    (["summary", "resnet20", "--input-size", "1,3,7"], "argument --input-size: expected four"),
+    (["summary", "resnet20", "--input-size", "1,3,0,8"], "(all positive)"),
+    (["summary", "resnet20", "--num-classes", "0"], "argument --num-classes: expected a pos"),
     (["summary", "resnet18", "--stride-on", "1x1"], "bottleneck models"),
     (["frobnicate"], "supported commands: summary"),
 ])
@@ -48,6 +51,9 @@ def test_errors_are_one_clear_line(args, fragment):
     assert result.returncode == 2
     assert fragment in result.stderr
     assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("error: ")
+    assert "input_size" not in result.stderr and "num_classes" not in result.stderr
 
 
 def test_top_level_help_lists_commands():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import pickle
 import shutil
@@ -342,3 +343,26 @@ def test_archive_with_escaping_paths_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unexpected entry"):
         cifar10_loaders(root)
     assert not (tmp_path / "escaped.txt").exists()
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("absolute", "does not contain"),      # extracted inside root ("/" stripped), not outside
+    ("symlink_out", "unexpected entry"),
+])
+def test_archive_with_absolute_paths_or_escaping_links_stays_inside(tmp_path, kind, words):
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "outside.txt"
+    with tarfile.open(root / data.CIFAR10_ARCHIVE, "w:gz") as tar:
+        if kind == "absolute":
+            info = tarfile.TarInfo(str(outside))          # an absolute name
+            payload = b"x"
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+        else:
+            info = tarfile.TarInfo(f"{data.CIFAR10_FOLDER}/link")
+            info.type, info.linkname = tarfile.SYMTYPE, str(outside)
+            tar.addfile(info)
+    with pytest.raises(ValueError, match=words):
+        cifar10_loaders(root)
+    assert not outside.exists() and not (root / data.CIFAR10_FOLDER / "link").exists()

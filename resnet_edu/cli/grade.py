@@ -1,0 +1,66 @@
+"""``python -m resnet_edu grade SUBMISSIONS ... [--master BOOK_OR_MANIFEST] [--out CSV]``."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from .argtypes import positive_float, positive_int
+from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, CommandError
+from .paths import output_file
+
+DESCRIPTION = ("Grade submitted notebooks against the teacher's master (the book's chapter "
+               "notebooks or the manifest written by student-notebooks) and write one CSV "
+               "row per student and exercise.")
+EPILOG = """exit codes:
+  0  every notebook was graded (whatever the scores)
+  1  some notebooks could not be graded (unreadable, damaged, unknown chapter, grader
+     error): their rows say why, with score 0 out of the exercise's points
+  2  usage: bad option, no notebooks, unusable --out or --master"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("notebooks", nargs="+", type=Path, metavar="NOTEBOOK",
+                        help="submitted notebooks, or folders to search for *.ipynb")
+    parser.add_argument("--master", type=Path, default=None,
+                        help="the book folder with the solved chapter notebooks, or the "
+                             "resnet_edu_manifest.json written by student-notebooks "
+                             "(default: the checkout's book/ folder)")
+    parser.add_argument("--out", type=Path, default=Path("results.csv"),
+                        help="CSV file to write (default: results.csv); written only when "
+                             "grading is over and every process of the students' code is gone")
+    parser.add_argument("--timeout", type=positive_float, default=120.0,
+                        help="seconds one exercise may take, its check included "
+                             "(default: 120)")
+    parser.add_argument("--jobs", type=positive_int, default=1,
+                        help="notebooks graded at the same time (default: 1)")
+
+
+def run(args) -> int:
+    from ..classroom import Options, grade_notebooks, load_masters, summary_table, write_csv
+    from ..classroom.grading import expand
+    from ..classroom.report import some_not_graded
+
+    out = output_file(args.out, what="grade sheet")          # checked before any work
+    try:
+        masters = load_masters(args.master)
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    paths = expand(args.notebooks)
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise CommandError(f"no such file: {', '.join(missing)}", EXIT_USAGE)
+    if not paths:
+        raise CommandError("no notebooks found", EXIT_USAGE)
+    start = time.monotonic()
+    options = Options(timeout=args.timeout, threads=None)
+    results = grade_notebooks(paths, masters, options, jobs=args.jobs,
+                              log=lambda line: print(line, flush=True))
+    rows = [row for result in results for row in result.rows]
+    write_csv(rows, out)
+    print()
+    print(summary_table(rows))
+    print(f"\n{len(results)} notebook(s) graded in {time.monotonic() - start:.0f} s; "
+          f"{len(rows)} row(s) written to {out}")
+    return EXIT_FINDINGS if some_not_graded(rows) else EXIT_OK
