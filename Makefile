@@ -1,7 +1,7 @@
 # Shortcuts for the book's routine commands (each is one line you can also type yourself).
 PYTHON ?= python
 
-.PHONY: help install book strict test notebooks setup-cells times ci clean
+.PHONY: help install book strict test notebooks setup-cells times numbers ci clean
 
 help:          ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -26,6 +26,9 @@ setup-cells:   ## rewrite every notebook's setup cell from _config.yml, without 
 
 times:         ## nbval time of each notebook and the build time, against the budgets
 	$(PYTHON) scripts/nbval_times.py $(NB)
+
+numbers:       ## list prose numbers that no cell prints and nothing cites (NB=... for one)
+	$(PYTHON) tests/test_prose_numbers.py $(NB)
 
 ci:            ## what CI runs on a fresh Debian machine
 	bash .ci/run

@@ -1,9 +1,12 @@
 """Repository-wide pytest set-up, loaded for `python -m pytest` and for single notebooks.
 
 nbval starts one Jupyter kernel per notebook, which inherits this process's environment.
-We give it the environment `scripts/execute_notebooks.py` uses to produce the stored
-outputs, so nbval compares like with like: the repository importable (no install needed;
-the setup cell then skips its `pip install`), deterministic string hashing, inline figures.
+We give it the environment the committed outputs were produced in
+(`resnet_edu.conventions.kernel_environment`, also used by `scripts/execute_notebooks.py`
+and the grader), so nbval compares like with like: the repository importable (no install
+needed; the setup cell then skips its `pip install`), deterministic string hashing, inline
+figures. pytest puts this file's folder on `sys.path` before importing it (its default
+"prepend" import mode for a rootdir conftest), so `resnet_edu` imports from the checkout.
 
 We also default nbval to the book's sanitize file and to a kernel running this very Python
 (`--nbval-sanitize-with nbval_sanitize.cfg --nbval-current-env`) unless the command line
@@ -11,12 +14,11 @@ chooses otherwise, in either nbval spelling (`--sanitize-with`, `--current-env`,
 `--nbval-kernel-name`).
 """
 import os
-import sys
 from pathlib import Path
 
+from resnet_edu.conventions import kernel_environment
+
 ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT / "scripts"))
-from execute_notebooks import kernel_environment  # noqa: E402
 
 os.environ.update(kernel_environment(ROOT))
 

@@ -11,13 +11,14 @@
    use). The second copy of sphinx-thebe's `const THEBE_JS_URL = ...` is a JavaScript
    `SyntaxError` on every page. We drop the duplicates from each page as it is written.
 
-3. The API reference documents the repository's own `resnet_edu`: the book root is put
-   first on `sys.path`, so the build needs no prior `pip install -e .`.
+The API reference (book/api.md, autodoc) documents the `resnet_edu` that the building
+Python imports: the checkout's own, through `pip install -r requirements.txt` (an editable
+install) or `PYTHONPATH=.` (the tests build with `resnet_edu.conventions.kernel_environment`).
+Nothing here edits `sys.path`; jupyter-book puts `_ext` there for this extension.
 """
 from __future__ import annotations
 
 import importlib.util
-import sys
 
 from sphinx.util import logging
 
@@ -47,9 +48,6 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
-    root = str(app.srcdir)
-    if root not in sys.path:
-        sys.path.insert(0, root)
     if importlib.util.find_spec(OFFLINE_MATHJAX) is not None:
         app.setup_extension(OFFLINE_MATHJAX)
     else:

@@ -1,88 +1,11 @@
 #!/usr/bin/env python
-"""How long does the book take to check? Strict nbval per notebook, and the build.
+"""Entry point of `python -m resnet_edu.tools.nbval_times` (see its docstring for the usage).
 
-    python scripts/nbval_times.py                 # every notebook (toc order) + the build
-    python scripts/nbval_times.py book/03_degradation.ipynb --no-build
-
-Each notebook runs in its own `python -m pytest NOTEBOOK` (the options of pytest.ini:
-strict nbval, sanitize file, fresh kernel), so each time includes the start of pytest and
-of the kernel, as in CI. The book is then built as the tests build it
-(`jupyter-book build . -W -n --keep-going`, into a temporary folder).
-
-Budgets (BOOK.md): <= 90 s per notebook, <= 480 s for all notebooks together (2 CPU
-cores), <= 60 s for the build. Exits 1 if a notebook fails or a budget is exceeded.
-Set OMP_NUM_THREADS=1 in the environment to measure single-threaded.
+resnet_edu must be importable: `pip install -r requirements.txt` installs it (editable).
 """
-from __future__ import annotations
-
-import argparse
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-from execute_notebooks import book_notebooks, kernel_environment  # noqa: E402
-
-NOTEBOOK_BUDGET_S = 90.0
-TOTAL_BUDGET_S = 480.0
-BUILD_BUDGET_S = 60.0
-
-
-def time_nbval(path: Path) -> tuple[float, bool, str]:
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", str(path)], cwd=ROOT,
-                          env=kernel_environment(ROOT), capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    lines = [ln for ln in proc.stdout.strip().splitlines() if ln.strip()]
-    return seconds, proc.returncode == 0, (lines[-1] if lines else proc.stderr.strip()[-200:])
-
-
-def time_build() -> tuple[float, bool]:
-    with tempfile.TemporaryDirectory(prefix="book-build-") as out:
-        start = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
-             str(ROOT), "--path-output", out, "-W", "-n", "--keep-going"],
-            cwd=ROOT, env=kernel_environment(ROOT), capture_output=True, text=True)
-        return time.perf_counter() - start, proc.returncode == 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python scripts/nbval_times.py",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="notebooks to time (default: every book/*.ipynb in toc order)")
-    parser.add_argument("--no-build", action="store_true", help="do not time the book build")
-    args = parser.parse_args(argv)
-    notebooks = [p.resolve() for p in args.notebooks] or book_notebooks(ROOT)
-
-    ok = True
-    total = 0.0
-    width = max([len(p.name) for p in notebooks] + [len("book build (-W)")])
-    print(f"{'notebook':<{width}}  {'seconds':>8}  {'budget':>6}  result")
-    for path in notebooks:
-        seconds, passed, summary = time_nbval(path)
-        total += seconds
-        over = seconds > NOTEBOOK_BUDGET_S
-        ok &= passed and not over
-        verdict = ("OVER BUDGET " if over else "") + ("ok" if passed else f"FAILED: {summary}")
-        print(f"{path.name:<{width}}  {seconds:8.1f}  {NOTEBOOK_BUDGET_S:6.0f}  {verdict}",
-              flush=True)
-    over = total > TOTAL_BUDGET_S
-    ok &= not over
-    print(f"{'all notebooks':<{width}}  {total:8.1f}  {TOTAL_BUDGET_S:6.0f}  "
-          f"{'OVER BUDGET' if over else 'ok'}")
-    if not args.no_build:
-        seconds, built = time_build()
-        over = seconds > BUILD_BUDGET_S
-        ok &= built and not over
-        verdict = ("OVER BUDGET " if over else "") + ("ok" if built else "FAILED (warnings)")
-        print(f"{'book build (-W)':<{width}}  {seconds:8.1f}  {BUILD_BUDGET_S:6.0f}  {verdict}")
-    return 0 if ok else 1
-
+from resnet_edu.tools.nbval_times import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python scripts/nbval_times.py"))

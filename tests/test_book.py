@@ -6,7 +6,8 @@ cross-reference, an unknown citation, an exercise label that does not resolve) f
 Then headless Chromium (Debian's `chromium` and `chromedriver`) loads every page over a
 loopback HTTP server and checks what a reader would notice: the page loads with a title, no
 image is broken, every formula is typeset by MathJax (served from the build itself, no CDN),
-each chapter's Colab button opens that chapter's notebook on the configured branch, and the
+each chapter's Colab button opens that chapter's notebook on the configured branch, the
+version stamp below each chapter's setup cell fits its box on a 1400 px wide window, and the
 browser console shows no error.
 """
 from __future__ import annotations
@@ -17,7 +18,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,10 +26,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from resnet_edu.conventions import (directives, kernel_environment, load_config, repository,
+                                    resolve_toc_entry, toc_entries)
+from resnet_edu.tools.nbval_times import build_command as _build_command
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-from execute_notebooks import (kernel_environment, load_config, repository,  # noqa: E402
-                               resolve_toc_entry, toc_files)
 
 BUILD_TIMEOUT_S = 600
 CHROMIUM = "/usr/bin/chromium"
@@ -37,7 +38,8 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run", "--disable-quic", "--window-size=1280,900",
+    "--no-first-run", "--disable-quic",
+    "--window-size=1400,900",   # issue 10: the version stamp must fit at 1400 px
 ]
 
 
@@ -46,8 +48,7 @@ CHROMIUM_FLAGS = [
 # --------------------------------------------------------------------------------------
 def build_command(out_dir: Path) -> list[str]:
     """`jupyter-book build ROOT --path-output OUT -W -n --keep-going`, with this Python."""
-    return [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
-            "build", str(ROOT), "--path-output", str(out_dir), "-W", "-n", "--keep-going"]
+    return _build_command(ROOT, out_dir)
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +67,7 @@ def built_book(tmp_path_factory):
 def toc_pages() -> list[tuple[str, Path]]:
     """(html path relative to the site root, source file) for every toc entry."""
     pages = []
-    for entry in toc_files(ROOT):
+    for entry in toc_entries(ROOT):
         source = resolve_toc_entry(entry, ROOT)
         stem = entry[: -len(Path(entry).suffix)] if Path(entry).suffix in (".md", ".ipynb") \
             else entry
@@ -115,7 +116,7 @@ def test_api_reference_lists_every_public_module():
     import resnet_edu
 
     public = {f"resnet_edu.{m.name}" for m in pkgutil.iter_modules(resnet_edu.__path__)
-              if not m.name.startswith("_") and m.name != "cli"}
+              if not m.name.startswith("_") and m.name not in ("cli", "tools")}
     missing = sorted(public - set(documented_modules()))
     assert not missing, f"add these modules to book/api.md: {missing}"
 
@@ -141,8 +142,9 @@ def test_solutions_render_as_dropdowns(built_book):
         if source is None or source.suffix != ".ipynb":
             continue
         nb = nbformat.read(source, as_version=4)
-        text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-        expected = len(re.findall(r"^```+\{solution(-start)?\}", text, flags=re.M))
+        expected = sum(d.name in ("solution", "solution-start")
+                       for c in nb.cells if c.cell_type == "markdown"
+                       for d in directives(c.source))
         html = (built_book.html / html_name).read_text(encoding="utf-8")
         solutions = re.findall(r'<div class="([^"]*\bsolution\b[^"]*)"', html)
         assert len(solutions) == expected, (html_name, solutions, expected)
@@ -195,6 +197,7 @@ def browser():
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_window_size(1400, 900)   # a 1400 px window, as the flag says (issue 10)
     driver.set_page_load_timeout(60)
     driver.set_script_timeout(60)
     yield driver
@@ -232,6 +235,15 @@ return {
   untypeset: math.filter(el => !el.querySelector('mjx-container')).map(el => el.textContent.slice(0, 80)),
   errors: Array.from(document.querySelectorAll('mjx-merror')).map(el => el.getAttribute('data-mjx-error') || el.textContent),
 };
+"""
+
+_STAMP_JS = """
+const pre = document.querySelector('div.cell.tag_hide-input div.cell_output pre');
+if (!pre) { return null; }
+const box = pre.closest('div.cell_output').getBoundingClientRect();
+const own = pre.getBoundingClientRect();
+return {text: pre.textContent.trim(), scroll: pre.scrollWidth, client: pre.clientWidth,
+        right: own.right, boxRight: box.right};
 """
 
 
@@ -279,6 +291,15 @@ def check_page(driver, url: str, notebook: Path | None = None) -> list[str]:
             problems.append(f"Colab links {links}, expected exactly [{expected}]")
     elif links:
         problems.append(f"unexpected Colab links on a page without a notebook: {links}")
+
+    # the version stamp (a chapter's setup-cell output) wraps inside its box (book.css)
+    if notebook is not None:
+        stamp = driver.execute_script(_STAMP_JS)
+        if not stamp or not stamp["text"].startswith("Outputs computed with"):
+            problems.append(f"no version stamp below the setup cell: {stamp}")
+        elif stamp["scroll"] > stamp["client"] or stamp["right"] > stamp["boxRight"] + 0.5:
+            width = driver.execute_script("return window.innerWidth")
+            problems.append(f"the version stamp overflows its box at {width} px: {stamp}")
 
     severe = [entry["message"] for entry in driver.get_log("browser")
               if entry["level"] == "SEVERE"]
@@ -342,3 +363,5 @@ def test_solution_dropdowns_start_folded(browser, site):
                       if "admonition-title" not in (el.get_attribute("class") or "")]
             visible = [el.text[:60] for el in bodies if el.is_displayed() and el.text.strip()]
             assert not visible, f"{html}: solution {sol.get_attribute('id')} is open: {visible}"
+
+

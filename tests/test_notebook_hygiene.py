@@ -5,32 +5,30 @@ shape the rest of the pipeline relies on: listed in the toc, executed top to bot
 (execution counts 1..n), the canonical setup cell first, one title, exercises labelled
 `chNN-...`, solution code gated so the student-notebook tool can remove it, a passing
 check under every coding exercise, a version stamp that matches the documented versions,
-and no notebook bloating the repository.
+an `assert` in every cell whose output nbval does not compare, and no notebook bloating
+the repository. What "the notebooks", the setup cell and a directive are comes from
+`resnet_edu.conventions`, the one definition the tools and the classroom use too.
 """
 from __future__ import annotations
 
 import ast
 import re
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from resnet_edu import conventions
+from resnet_edu.conventions import (SETUP_TAG, chapter_number, resolve_toc_entry,
+                                    setup_source, toc_entries)
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-sys.path.insert(0, str(ROOT / "scripts"))
-from execute_notebooks import (SETUP_TAG, canonical_setup_source,  # noqa: E402
-                               resolve_toc_entry, toc_files)
 
 MAX_BYTES = 1_500_000                      # 1.5 MB per notebook
 MIN_EXERCISES = 3                          # per chapter
-CHAPTER = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
-NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
+NOTEBOOKS = conventions.book_notebooks(ROOT)   # the toc's, then any book/*.ipynb not listed
 IDS = [p.name for p in NOTEBOOKS]
-
-DIRECTIVE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<arg>.*?)\s*$")
-OPTION = re.compile(r"^:(?P<key>[\w-]+):[ \t]*(?P<value>.*?)\s*$")
 
 
 def load(path: Path):
@@ -38,26 +36,19 @@ def load(path: Path):
 
 
 def directives(text: str):
-    """(name, argument, {option: value}) of every MyST directive opened in ``text``."""
-    lines = text.splitlines()
-    found = []
-    for i, line in enumerate(lines):
-        m = DIRECTIVE.match(line.strip())
-        if not m:
-            continue
-        options = {}
-        for following in lines[i + 1:]:
-            o = OPTION.match(following.strip())
-            if not o:
-                break
-            options[o["key"]] = o["value"]
-        found.append((m["name"], m["arg"], options))
-    return found
+    """(name, argument, {option: value}) of every MyST directive in ``text``, nested ones too."""
+    return [(d.name, d.argument, d.options) for d in conventions.directives(text)]
 
 
-def chapter_number(path: Path) -> str | None:
-    m = CHAPTER.match(path.name)
-    return m.group(1) if m else None
+def is_lone_directive(source: str) -> bool:
+    """True when ``source`` is exactly one directive fence, opened and closed, nothing else."""
+    lines = source.strip().split("\n")
+    found = conventions.directives(source.strip())
+    if len(found) != 1 or found[0].start != 0 or found[0].end != len(lines):
+        return False
+    last = lines[-1].strip()
+    return (len(lines) > 1 and not found[0].body.strip() and set(last) == {found[0].fence[0]}
+            and len(last) >= len(found[0].fence))
 
 
 def cell_text_outputs(cell) -> str:
@@ -74,18 +65,18 @@ def cell_text_outputs(cell) -> str:
 # the book as a whole
 # --------------------------------------------------------------------------------------
 def test_every_toc_entry_exists():
-    missing = [e for e in toc_files(ROOT) if resolve_toc_entry(e, ROOT) is None]
+    missing = [e for e in toc_entries(ROOT) if resolve_toc_entry(e, ROOT) is None]
     assert not missing, f"_toc.yml lists files that do not exist: {missing}"
 
 
 def test_toc_lists_each_file_once():
-    entries = [resolve_toc_entry(e, ROOT) or e for e in toc_files(ROOT)]
+    entries = [resolve_toc_entry(e, ROOT) or e for e in toc_entries(ROOT)]
     twice = sorted({str(e) for e in entries if entries.count(e) > 1})
     assert not twice, f"_toc.yml lists these more than once: {twice}"
 
 
 def test_every_notebook_is_in_the_toc():
-    listed = {resolve_toc_entry(e, ROOT) for e in toc_files(ROOT)}
+    listed = {resolve_toc_entry(e, ROOT) for e in toc_entries(ROOT)}
     unlisted = [p.name for p in NOTEBOOKS if p not in listed]
     assert not unlisted, f"add these notebooks to _toc.yml: {unlisted}"
 
@@ -199,7 +190,7 @@ def test_setup_cell_is_canonical(path):
     first = load(path).cells[0]
     fix = f"run `python scripts/execute_notebooks.py --fix-setup book/{path.name}`"
     assert first.cell_type == "code", f"{path.name}: the first cell must be the setup cell; {fix}"
-    assert first.source == canonical_setup_source(ROOT), (
+    assert first.source == setup_source(ROOT), (
         f"{path.name}: the setup cell differs from the one _config.yml defines; {fix}")
     assert SETUP_TAG in first.metadata.get("tags", []), f"{path.name}: tag the setup cell {SETUP_TAG}"
 
@@ -219,15 +210,9 @@ def test_title_is_the_only_h1(path):
         f"{path.name}: the second cell must be markdown with the page title"
 
     def h1s(text):
-        fence, found = None, []
-        for line in text.splitlines():
-            m = re.match(r"^\s*(`{3,}|~{3,})", line)
-            if m:
-                fence = None if fence and m.group(1).startswith(fence) else (fence or m.group(1))
-                continue
-            if fence is None and re.match(r"^# \S", line):
-                found.append(line)
-        return found
+        tokens = conventions.markdown_parser().parse(text)
+        return [f"# {tokens[i + 1].content}" for i, t in enumerate(tokens)
+                if t.type == "heading_open" and t.tag == "h1"]
 
     assert cells[1].source.lstrip().startswith("# "), f"{path.name}: start cell 2 with '# Title'"
     titles = [t for c in cells if c.cell_type == "markdown" for t in h1s(c.source)]
@@ -263,9 +248,7 @@ def test_exercises_follow_the_convention(path):
                         f"{path.name}, cell {i}: give the solution of {arg} ':class: dropdown'")
             names = [name for name, _, _ in found]
             if "solution-start" in names or "solution-end" in names:
-                assert len(found) == 1 and re.fullmatch(
-                    r"(`{3,}|:{3,})\{solution-(start|end)\}[^\n]*\n(:[^\n]*\n)*\1",
-                    cell.source.strip()), (
+                assert len(found) == 1 and is_lone_directive(cell.source), (
                     f"{path.name}, cell {i}: a solution-start/solution-end cell holds only "
                     "that directive")
                 if names[0] == "solution-start":
@@ -297,6 +280,10 @@ def test_exercises_follow_the_convention(path):
         assert len(exercises) >= MIN_EXERCISES, (
             f"{path.name}: {len(exercises)} exercises, at least {MIN_EXERCISES} expected")
         assert checks, f"{path.name}: at least one coding exercise with a `check` cell expected"
+    _assert_each_gated_exercise_passes_its_check(path, gated, checks)
+
+
+def _assert_each_gated_exercise_passes_its_check(path, gated, checks):
     for label in gated:
         calls = [(i, c) for i, c in checks
                  if re.search(rf"check\(\s*['\"]{re.escape(label)}['\"]", c.source)]
@@ -306,3 +293,28 @@ def test_exercises_follow_the_convention(path):
             assert shown.lstrip().startswith(f"✓ {label}"), (
                 f"{path.name}, cell {i}: the book's own solution must pass its check; "
                 f"the cell shows {shown.strip()[:200]!r}")
+
+
+def _statements_without_magics(source: str) -> ast.Module:
+    """The cell's Python, IPython's `%magic` and `!shell` lines blanked out."""
+    lines = ["" if line.lstrip().startswith(("%", "!")) else line
+             for line in source.split("\n")]
+    return ast.parse("\n".join(lines))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_cells_whose_output_nbval_ignores_assert_their_claim(path):
+    """nbval does not compare such a cell's outputs (timings, say), so its claim must be
+    checked another way: an `assert` in the cell itself (CONTRIBUTING.md)."""
+    offenders = []
+    for i, cell in enumerate(load(path).cells):
+        if not conventions.ignores_output(cell):
+            continue
+        tree = _statements_without_magics(cell.source)
+        if not any(isinstance(node, ast.Assert) for node in ast.walk(tree)):
+            code = [ln for ln in cell.source.splitlines() if ln.strip() and
+                    not ln.lstrip().startswith("#")]
+            offenders.append(f"cell {i} ({(code or [''])[0][:60]!r})")
+    assert not offenders, (
+        f"{path.name}: these cells' outputs are not compared by nbval and they assert "
+        f"nothing; add an `assert` of the claim the prose draws from them: {offenders}")
