@@ -6,8 +6,6 @@ unsolved stub reads "not solved yet".
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,19 +13,8 @@ import torch.nn.functional as F
 
 from resnet_edu.exercises import check
 
-BOOK = Path(__file__).resolve().parents[1] / "book"
 
 
-def book_solution(notebook: str, name: str):
-    """Execute the notebook's cells tagged `solution` and return the object called `name`."""
-    cells = json.loads((BOOK / notebook).read_text(encoding="utf-8"))["cells"]
-    sources = ["".join(c["source"]) for c in cells
-               if c["cell_type"] == "code" and "solution" in c.get("metadata", {}).get("tags", [])]
-    assert sources, f"{notebook} has no cell tagged 'solution'"
-    namespace: dict = {}
-    for source in sources:
-        exec(compile(source, f"{notebook}:solution", "exec"), namespace)
-    return namespace[name]
 
 
 def stub(*args, **kwargs):
@@ -85,7 +72,7 @@ def conv_float32(x, weight, bias=None, stride=1, padding=0):   # fine: a float32
                     stride=stride, padding=padding)
 
 
-def test_ch01_book_solution_passes():
+def test_ch01_book_solution_passes(book_solution):
     feedback = check("ch01-conv2d-by-hand", book_solution("01_convolution.ipynb",
                                                           "conv2d_by_hand"))
     assert feedback.passed, feedback.message
@@ -186,7 +173,7 @@ def make_bn(normalise_var="biased", running_var_kind="unbiased", reverse_momentu
     return bn
 
 
-def test_ch02_book_solution_passes():
+def test_ch02_book_solution_passes(book_solution):
     feedback = check("ch02-batchnorm-by-hand", book_solution("02_conv_bn_relu.ipynb",
                                                              "batchnorm_by_hand"))
     assert feedback.passed, feedback.message

@@ -77,8 +77,9 @@ def stds_stub(model, x):
     raise NotImplementedError("write block_output_stds")
 
 
-def test_block_output_stds_solution_passes():
-    feedback = check("ch03-block-output-stds", block_output_stds)
+def test_block_output_stds_solution_passes(book_solution):
+    ours = book_solution("03_degradation.ipynb", "block_output_stds")
+    feedback = check("ch03-block-output-stds", ours)
     assert feedback.passed, feedback.message
 
 
@@ -196,8 +197,9 @@ class BlockStub(nn.Module):
         raise NotImplementedError("write PreActResidualBlock")
 
 
-def test_preact_block_solution_passes():
-    feedback = check("ch04-preact-block", PreActResidualBlock)
+def test_preact_block_solution_passes(book_solution):
+    ours = book_solution("04_residual_block.ipynb", "PreActResidualBlock")
+    feedback = check("ch04-preact-block", ours)
     assert feedback.passed, feedback.message
 
 

@@ -5,7 +5,6 @@ fail with a message that names the mistake; unsolved stubs read "not solved yet"
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,10 @@ from resnet_edu.original import ResidualBlockListing1, ResidualBlockListing2
 NOTEBOOK = Path(__file__).resolve().parents[1] / "book" / "05_original_post_debugged.ipynb"
 
 
-def book_solution(name: str):
-    cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
-    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"
-               and "solution" in c.get("metadata", {}).get("tags", [])]
-    assert len(sources) == 3
-    namespace: dict = {}
-    for source in sources:
-        exec(compile(source, f"{NOTEBOOK.name}:solution", "exec"), namespace)
-    return namespace[name]
+@pytest.fixture
+def ch05_solution(book_solution):
+    """The chapter's own solution cells, executed (the conftest helper)."""
+    return lambda name: book_solution(NOTEBOOK.name, name)
 
 
 def conv3x3(cin, cout, stride=1):
@@ -68,8 +62,8 @@ class PostFixedWithoutStride(ResidualBlockListing2):
         return self.relu(out + x)
 
 
-def test_fix_the_post_book_solution_passes():
-    feedback = check("ch05-fix-the-post", book_solution("FixedResidualBlock"))
+def test_fix_the_post_book_solution_passes(ch05_solution):
+    feedback = check("ch05-fix-the-post", ch05_solution("FixedResidualBlock"))
     assert feedback.passed, feedback.message
 
 
@@ -119,8 +113,8 @@ def never_fails(block, input_shape):
     block(torch.randn(input_shape))
 
 
-def test_gradient_test_book_solution_passes():
-    feedback = check("ch05-gradient-test", book_solution("assert_all_parameters_learn"))
+def test_gradient_test_book_solution_passes(ch05_solution):
+    feedback = check("ch05-gradient-test", ch05_solution("assert_all_parameters_learn"))
     assert feedback.passed, feedback.message
 
 
@@ -136,11 +130,11 @@ def test_gradient_test_wrong_answers_fail_helpfully(wrong, words):
     assert words in feedback.message, feedback.message
 
 
-def test_the_gradient_check_really_fails_on_the_listings():
+def test_the_gradient_check_really_fails_on_the_listings(ch05_solution):
     """The check's premise, independently: the listings have no gradients at all."""
     for cls in (ResidualBlockListing1, ResidualBlockListing2):
         with pytest.raises(AssertionError):
-            book_solution("assert_all_parameters_learn")(cls(4, 4), (2, 4, 5, 5))
+            ch05_solution("assert_all_parameters_learn")(cls(4, 4), (2, 4, 5, 5))
 
 
 # ----------------------------------------------------------------------------- ch05-find-the-bug
@@ -186,8 +180,8 @@ class ExtraBias(Buggy):
         return self.relu(self.bn2(self.conv2(out)) + x)
 
 
-def test_find_the_bug_book_solution_passes():
-    feedback = check("ch05-find-the-bug", book_solution("DebuggedBlock"))
+def test_find_the_bug_book_solution_passes(ch05_solution):
+    feedback = check("ch05-find-the-bug", ch05_solution("DebuggedBlock"))
     assert feedback.passed, feedback.message
 
 

@@ -14,6 +14,14 @@ In a notebook::
 :class:`Feedback` whose text says what is right or wrong and gives a hint.
 An unsolved stub (a function that raises ``NotImplementedError``) is reported
 as "not solved yet".
+
+``check`` owns the exercise id (the feedback always names the exercise asked for) and
+runs every check with its own random state (:func:`._kit.isolated_random_state`): a
+check never reseeds the student's generators. ``register`` declares, beside the check,
+how the grader runs it (``observe=True``: the student's objects are called from the
+grader's process through :mod:`resnet_edu.classroom.remote`, so the verdict is computed
+by the grader; otherwise the whole check runs next to the answer in a fresh process),
+the points it is worth and the :class:`~._kit.Rules` its answer must follow.
 """
 from __future__ import annotations
 
@@ -21,7 +29,9 @@ import importlib
 import pkgutil
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
+
+from ._kit import NO_RULES, Rules, isolated_random_state
 
 
 @dataclass
@@ -54,21 +64,30 @@ class Exercise:
     names: Tuple[str, ...]          # what the student's solution cell defines
     func: Callable[..., Feedback]   # func(*objects) -> Feedback
     title: str = ""
+    points: float = 1.0             # what the exercise is worth on the grade sheet
+    observe: bool = False           # the grader calls the objects remotely (see above)
+    rules: Rules = NO_RULES         # what the answer may not use
 
 
 REGISTRY: Dict[str, Exercise] = {}
 _LOADED = False
 
 
-def register(exercise_id: str, names: Tuple[str, ...] | list, title: str = ""):
+def register(exercise_id: str, names: Tuple[str, ...] | list, title: str = "", *,
+             points: float = 1.0, observe: bool = False, rules: Rules = NO_RULES):
     """Decorator: register ``func(*objects)`` as the check of ``exercise_id``.
 
     The function returns a :class:`Feedback` (or a ``(passed, message)`` pair).
+    ``observe=True`` is for checks that only *call* the student's objects with
+    arguments and read back plain values (tensors, numbers, lists, exceptions).
     """
     def decorate(func):
         if exercise_id in REGISTRY:
             raise ValueError(f"exercise id {exercise_id!r} is registered twice")
-        REGISTRY[exercise_id] = Exercise(exercise_id, tuple(names), func, title)
+        if points <= 0:
+            raise ValueError(f"exercise {exercise_id!r}: points must be positive")
+        REGISTRY[exercise_id] = Exercise(exercise_id, tuple(names), func, title,
+                                         float(points), bool(observe), rules)
         return func
     return decorate
 
@@ -90,11 +109,31 @@ def exercises() -> Dict[str, Exercise]:
 
 
 def _is_not_implemented(exc: BaseException) -> bool:
-    return isinstance(exc, NotImplementedError)
+    return isinstance(exc, NotImplementedError) or isinstance(exc.__cause__,
+                                                              NotImplementedError)
 
 
-def check(exercise_id: str, *objects) -> Feedback:
-    """Check the student's ``objects`` for ``exercise_id``; never raises for bad code."""
+def _where(exc: BaseException) -> str:
+    """Where the student's code failed: the ``where`` the grader's proxy attached, or
+    the last frame of a traceback that lies in the student's own code (never a line of
+    the checks or of the grader)."""
+    where = getattr(exc, "student_where", None)
+    if where is not None:
+        return f" ({where})" if where else ""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if "resnet_edu" not in f.filename.replace("\\", "/").split("/")]
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" (in {last.name}, line {last.lineno})"
+
+
+def check(exercise_id: str, *objects, seed: Optional[int] = None) -> Feedback:
+    """Check the student's ``objects`` for ``exercise_id``; never raises for bad code.
+
+    ``seed`` (the grader's, drawn at grading time) changes the check's inputs; without
+    it a check is reproducible. The student's global random state is left as it was.
+    """
     _load_all()
     if exercise_id not in REGISTRY:
         known = ", ".join(sorted(REGISTRY)) or "(none)"
@@ -104,18 +143,19 @@ def check(exercise_id: str, *objects) -> Feedback:
         raise ValueError(f"check({exercise_id!r}, ...) expects {len(ex.names)} object(s): "
                          f"{', '.join(ex.names)}; got {len(objects)}")
     try:
-        result = ex.func(*objects)
+        with isolated_random_state(seed):
+            result = ex.func(*objects)
     except Exception as exc:  # the student's code failed inside the check
-        if _is_not_implemented(exc) or isinstance(exc.__cause__, NotImplementedError):
+        if _is_not_implemented(exc):
             return Feedback(exercise_id, False, "not solved yet: replace the "
                             "`raise NotImplementedError` in the exercise cell with your code.",
                             solved=False)
-        last = traceback.extract_tb(exc.__traceback__)[-1]
         return Feedback(exercise_id, False,
-                        f"your code raised {type(exc).__name__}: {exc} "
-                        f"(in {last.name}, line {last.lineno}). Run it on a small input and "
-                        f"compare the shapes with the exercise text.")
-    if isinstance(result, Feedback):
-        return result
-    passed, message = result
-    return Feedback(exercise_id, bool(passed), message)
+                        f"your code raised {type(exc).__name__}: {exc}{_where(exc)}. Run it "
+                        f"on a small input and compare the shapes with the exercise text.")
+    if not isinstance(result, Feedback):
+        passed, message = result
+        result = Feedback(exercise_id, bool(passed), message)
+    result.exercise = exercise_id       # check() owns the id, whatever the function wrote
+    result.score = min(1.0, max(0.0, float(result.score)))
+    return result

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from . import Feedback, register
+from ._kit import Rules, generator
 
 # (N, C_in, H, W, C_out, kH, kW, stride, padding, with_bias): small, then harder
 _CONV_CASES = [
@@ -33,10 +34,16 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-@register("ch01-conv2d-by-hand", names=["conv2d_by_hand"], title="Conv2d by hand")
+@register("ch01-conv2d-by-hand", names=["conv2d_by_hand"], title="Conv2d by hand",
+          observe=True, rules=Rules(
+              forbidden=("torch.nn.functional.conv", "torch.conv", "torch.nn.Conv",
+                         "torch.nn.modules.conv", "torch.nn.functional.unfold",
+                         "torch.nn.Unfold", "torch.nn.grad", "torch.nn.LazyConv"),
+              why="Do not call `F.conv2d`, `nn.Conv2d` or another convolution of PyTorch: "
+                  "compute the convolution yourself."))
 def _check_conv2d_by_hand(conv2d_by_hand) -> Feedback:
     exercise = "ch01-conv2d-by-hand"
-    g = torch.Generator().manual_seed(2024)
+    g = generator(2024)
     for case in _CONV_CASES:
         n, c_in, h, w, c_out, kh, kw, stride, padding, with_bias = case
         x = torch.randn(n, c_in, h, w, generator=g, dtype=torch.float64)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from . import Feedback, register
+from ._kit import Rules, generator
 
 # (N, C, H, W, training, momentum, eps, channel scales)
 _BN_CASES = [
@@ -72,10 +73,15 @@ def _wrong_outputs(x, gamma, beta, running_mean, running_var, training, eps):
     return mistakes
 
 
-@register("ch02-batchnorm-by-hand", names=["batchnorm_by_hand"], title="BatchNorm by hand")
+@register("ch02-batchnorm-by-hand", names=["batchnorm_by_hand"], title="BatchNorm by hand",
+          observe=True, rules=Rules(
+              forbidden=("torch.nn.functional.batch_norm", "torch.batch_norm",
+                         "torch.native_batch_norm", "torch.nn.BatchNorm", "torch.nn.LazyBatchNorm",
+                         "torch.nn.modules.batchnorm", "torch.nn.SyncBatchNorm"),
+              why="Do not call `F.batch_norm` or `nn.BatchNorm2d`."))
 def _check_batchnorm_by_hand(batchnorm_by_hand) -> Feedback:
     exercise = "ch02-batchnorm-by-hand"
-    g = torch.Generator().manual_seed(7)
+    g = generator(7)
     for n, c, h, w, training, momentum, eps, scales in _BN_CASES:
         scale = torch.tensor(scales, dtype=torch.float64).reshape(1, c, 1, 1)
         x = torch.randn(n, c, h, w, generator=g, dtype=torch.float64) * scale + 0.5

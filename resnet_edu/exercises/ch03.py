@@ -15,7 +15,9 @@ from typing import List
 import torch
 from torch import nn
 
+from ..compat import forward_hook_count
 from . import Feedback, register
+from ._kit import generator, manual_seed
 
 EXERCISE = "ch03-block-output-stds"
 
@@ -45,7 +47,7 @@ def _reference_stds(model: nn.Module, x: torch.Tensor, train: bool = True,
 
 def _leftover_hooks(model: nn.Module) -> List[str]:
     return [name or type(model).__name__ for name, m in model.named_modules()
-            if m._forward_hooks or m._forward_pre_hooks]
+            if forward_hook_count(m)]
 
 
 def _as_floats(values) -> List[float]:
@@ -60,13 +62,14 @@ def _close(got: List[float], expected: List[float]) -> bool:
         math.isclose(g, e, rel_tol=2e-3, abs_tol=1e-6) for g, e in zip(got, expected))
 
 
-@register(EXERCISE, names=["block_output_stds"], title="Activation sizes with forward hooks")
+@register(EXERCISE, names=["block_output_stds"], title="Activation sizes with forward hooks",
+          observe=True)
 def _check_block_output_stds(block_output_stds) -> Feedback:
     from ..models import cifar_resnet, plain_net
 
-    g = torch.Generator().manual_seed(3)
+    g = generator(3)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(3)
+        manual_seed(3)
         cases = [("plain_net(20, in_channels=1)", plain_net(20, in_channels=1), True),
                  ("cifar_resnet(14, in_channels=1)", cifar_resnet(14, in_channels=1), True),
                  ("plain_net(14, in_channels=1) handed over in eval mode",

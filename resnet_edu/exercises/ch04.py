@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from . import Feedback, register
+from ._kit import Rules, generator, manual_seed
 
 EXERCISE = "ch04-preact-block"
 _CHANNELS = (4, 8)
@@ -96,14 +97,22 @@ def _diagnose(x: torch.Tensor, got: torch.Tensor, ref: nn.Module) -> str:
 
 
 def _build(cls, channels):
-    torch.manual_seed(4)                          # the same initial weights on every run
+    manual_seed(4)                          # the same initial weights on every run
     return cls(channels)
 
 
-@register(EXERCISE, names=["PreActResidualBlock"], title="A pre-activation residual block")
+@register(EXERCISE, names=["PreActResidualBlock"], title="A pre-activation residual block",
+          rules=Rules(
+              forbidden=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
+                         "torchvision"),
+              forbidden_imports=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
+                                 "torchvision"),
+              forbidden_bases=("resnet_edu", "torchvision"),
+              why="Write the block yourself: a class of your own derived from `nn.Module`, "
+                  "not a block of `resnet_edu` or `torchvision`."))
 def _check_preact_block(PreActResidualBlock) -> Feedback:
     with torch.random.fork_rng(devices=[]):      # checking never moves the global RNG
-        torch.manual_seed(4)
+        manual_seed(4)
         return _compare_with_package(PreActResidualBlock)
 
 
@@ -111,7 +120,7 @@ def _compare_with_package(PreActResidualBlock) -> Feedback:
     from ..blocks import PreActBlock
     from ..diagnostics import check_block
 
-    g = torch.Generator().manual_seed(4)
+    g = generator(4)
     for i, channels in enumerate(_CHANNELS):
         block = _build(PreActResidualBlock, channels)
         where = f"PreActResidualBlock({channels})"

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..diagnostics import check_block
 from . import Feedback, register
+from ._kit import Rules, generator, manual_seed
 
 
 def _short(report) -> str:
@@ -28,7 +29,7 @@ def _short(report) -> str:
 
 
 def _inputs(shape, seed=0):
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed)
     return torch.randn(shape, generator=g)
 
 
@@ -56,10 +57,18 @@ def _needs_attributes(block, names, exercise):
 
 # ----------------------------------------------------------------------------- fix the post
 @register("ch05-fix-the-post", names=["FixedResidualBlock"],
-          title="Repair the original post's block")
+          title="Repair the original post's block",
+          rules=Rules(
+              forbidden=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
+                         "torchvision"),
+              forbidden_imports=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
+                                 "torchvision"),
+              forbidden_bases=("resnet_edu", "torchvision"),
+              why="Write the block yourself: a class of your own derived from `nn.Module`, "
+                  "not a block of `resnet_edu` or `torchvision`."))
 def _check_fix_the_post(FixedResidualBlock) -> Feedback:
     ex = "ch05-fix-the-post"
-    torch.manual_seed(0)
+    manual_seed(0)
     same = FixedResidualBlock(8, 8)
     _run_once(same, (2, 8, 6, 6))
     missing = _needs_attributes(same, ["conv1", "bn1", "conv2", "bn2"], ex)
@@ -117,13 +126,13 @@ class _UnusedShortcut(nn.Module):
 
 
 @register("ch05-gradient-test", names=["assert_all_parameters_learn"],
-          title="A unit test that would have caught the post's bug")
+          title="A unit test that would have caught the post's bug", observe=True)
 def _check_gradient_test(assert_all_parameters_learn) -> Feedback:
     ex = "ch05-gradient-test"
     from ..blocks import BasicBlock, Bottleneck
     from ..original import ResidualBlockListing1, ResidualBlockListing2
 
-    torch.manual_seed(0)
+    manual_seed(0)
     must_fail = [("the post's listing 1", ResidualBlockListing1(4, 4),
                   ["conv1.weight", "conv2.weight"]),
                  ("the post's listing 2", ResidualBlockListing2(4, 4),
@@ -178,12 +187,20 @@ def block_in(block) -> int:
 
 
 # ----------------------------------------------------------------------------- find the bug
-@register("ch05-find-the-bug", names=["DebuggedBlock"], title="Find the bugs")
+@register("ch05-find-the-bug", names=["DebuggedBlock"], title="Find the bugs",
+          rules=Rules(
+              forbidden=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
+                         "torchvision"),
+              forbidden_imports=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
+                                 "torchvision"),
+              forbidden_bases=("resnet_edu", "torchvision"),
+              why="Write the block yourself: a class of your own derived from `nn.Module`, "
+                  "not a block of `resnet_edu` or `torchvision`."))
 def _check_find_the_bug(DebuggedBlock) -> Feedback:
     ex = "ch05-find-the-bug"
     from ..blocks import BasicBlock
 
-    torch.manual_seed(0)
+    manual_seed(0)
     block = DebuggedBlock(8)
     _run_once(block, (2, 8, 6, 6))
     missing = _needs_attributes(block, ["conv1", "bn1", "conv2", "bn2"], ex)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ..blocks import ShortcutA
 from . import Feedback, register
+from ._kit import Rules, generator
 
 # (N, C_in, H, W, out_channels, stride): identity first, then growing difficulty
 _SHORTCUT_CASES = [
@@ -32,10 +33,12 @@ def _pad_channels(x: torch.Tensor, front: int, back: int) -> torch.Tensor:
     return F.pad(x, (0, 0, 0, 0, front, back))
 
 
-@register("ch06-shortcut-a", names=["shortcut_a"], title="Option A by hand")
+@register("ch06-shortcut-a", names=["shortcut_a"], title="Option A by hand",
+          rules=Rules(forbidden=("resnet_edu",), forbidden_imports=("resnet_edu",),
+                      why="Use only tensor operations (no `ShortcutA`)."))
 def _check_shortcut_a(shortcut_a) -> Feedback:
     exercise = "ch06-shortcut-a"
-    g = torch.Generator().manual_seed(606)
+    g = generator(606)
     for case in _SHORTCUT_CASES:
         n, c, h, w, out_channels, stride = case
         where = f"On {_describe(case)}"

@@ -16,6 +16,7 @@ from torch import nn
 from ..blocks import Bottleneck
 from ..stats import count_parameters
 from . import Feedback, register
+from ._kit import Rules, generator
 
 # (in_channels, width, stride): identity shortcut, projections, a stride of 2
 _BOTTLENECK_CASES = [
@@ -61,7 +62,15 @@ def _mistakes(reference: Bottleneck, x: torch.Tensor):
            "is not added."), torch.relu(identity)
 
 
-@register("ch07-bottleneck-block", names=["MyBottleneck"], title="A bottleneck block")
+@register("ch07-bottleneck-block", names=["MyBottleneck"], title="A bottleneck block",
+          rules=Rules(
+              forbidden=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
+                         "torchvision"),
+              forbidden_imports=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
+                                 "torchvision"),
+              forbidden_bases=("resnet_edu", "torchvision"),
+              why="Write the block yourself: a class of your own derived from `nn.Module`, "
+                  "not a block of `resnet_edu` or `torchvision`."))
 def _check_bottleneck(MyBottleneck) -> Feedback:
     with torch.random.fork_rng():      # building blocks draws random weights: keep the
         return _check(MyBottleneck)    # notebook's random stream as it was
@@ -69,7 +78,7 @@ def _check_bottleneck(MyBottleneck) -> Feedback:
 
 def _check(MyBottleneck) -> Feedback:
     exercise = "ch07-bottleneck-block"
-    g = torch.Generator().manual_seed(707)
+    g = generator(707)
     for in_channels, width, stride in _BOTTLENECK_CASES:
         where = f"For MyBottleneck({in_channels}, {width}, stride={stride})"
         reference = _randomize_(Bottleneck(in_channels, width, stride), g)

@@ -20,6 +20,7 @@ from ..blocks import BasicBlock, Bottleneck
 from ..models import ResNet
 from ..stats import count_parameters
 from . import Feedback, register
+from ._kit import Rules
 
 _BLOCKS = (BasicBlock, Bottleneck)
 
@@ -93,7 +94,13 @@ _PARAM_MISTAKES = [
 ]
 
 
-@register("ch08-param-count", names=["resnet_param_count"], title="ResNet parameters by formula")
+@register("ch08-param-count", names=["resnet_param_count"],
+          title="ResNet parameters by formula", observe=True,
+          rules=Rules(forbidden=("resnet_edu", "torchvision", "torch.nn", "torch.empty",
+                                 "torch.device", "torch.zeros", "torch.ones", "torch.randn"),
+                      forbidden_imports=("resnet_edu", "torchvision"), no_modules=True,
+                      why="Count the parameters without building any model (not even on "
+                          "the meta device): use the architecture, not `parameters()`."))
 def _check_param_count(resnet_param_count) -> Feedback:
     exercise = "ch08-param-count"
     with torch.random.fork_rng():
@@ -154,7 +161,12 @@ _SHAPE_CASES = [(BasicBlock, 224, 224), (Bottleneck, 224, 224), (Bottleneck, 225
                 (BasicBlock, 97, 130), (Bottleneck, 33, 47), (BasicBlock, 64, 64)]
 
 
-@register("ch08-stage-shapes", names=["stage_output_shapes"], title="Shapes through the stages")
+@register("ch08-stage-shapes", names=["stage_output_shapes"],
+          title="Shapes through the stages", observe=True,
+          rules=Rules(forbidden=("resnet_edu", "torchvision", "torch.nn", "torch.device"),
+                      forbidden_imports=("resnet_edu", "torchvision"), no_modules=True,
+                      why="Compute the shapes without running the model: use the output-size "
+                          "formula."))
 def _check_stage_shapes(stage_output_shapes) -> Feedback:
     exercise = "ch08-stage-shapes"
     with torch.random.fork_rng():

@@ -13,6 +13,7 @@ import math
 import torch
 
 from . import Feedback, register
+from ._kit import Rules, generator
 
 
 def _reference_confusion(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int):
@@ -23,7 +24,7 @@ def _reference_confusion(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes
 
 
 def _confusion_cases():
-    g = torch.Generator().manual_seed(9)
+    g = generator(9)
     cases = [(torch.tensor([0, 1, 2, 2]), torch.tensor([0, 2, 2, 1]), 3)]
     for n, k in ((50, 4), (200, 10), (30, 6)):
         y_true = torch.randint(0, k, (n,), generator=g)
@@ -35,7 +36,11 @@ def _confusion_cases():
     return cases
 
 
-@register("ch09-confusion-matrix", names=["confusion_matrix"], title="A confusion matrix")
+@register("ch09-confusion-matrix", names=["confusion_matrix"], title="A confusion matrix",
+          observe=True,
+          rules=Rules(forbidden=("sklearn", "torchmetrics"),
+                      forbidden_imports=("sklearn", "torchmetrics"),
+                      why="Count the pairs yourself (no scikit-learn)."))
 def _check_confusion_matrix(confusion_matrix) -> Feedback:
     exercise = "ch09-confusion-matrix"
     for y_true, y_pred, k in _confusion_cases():
@@ -90,7 +95,8 @@ _LR_ITERATIONS = (0, 1, 1000, 31_999, 32_000, 32_001, 40_000, 47_999, 48_000, 48
                   60_000, 63_999)
 
 
-@register("ch09-paper-lr", names=["paper_lr"], title="The paper's learning-rate schedule")
+@register("ch09-paper-lr", names=["paper_lr"], title="The paper's learning-rate schedule",
+          observe=True)
 def _check_paper_lr(paper_lr) -> Feedback:
     exercise = "ch09-paper-lr"
     for it in _LR_ITERATIONS:

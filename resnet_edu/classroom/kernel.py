@@ -1,0 +1,148 @@
+"""The process that answers: it runs a student's answer and reports what the answer does.
+
+:func:`serve` runs in a process forked from a fork server that has imported torch and
+the checks (``session.py``). It reads requests from a pipe (written by the grader with
+``torch.save``; the grader is trusted) and answers each with ``torch.save`` of plain data
+only (tensors, numbers, strings, lists, dicts), which the grader reads back with
+``torch.load(weights_only=True)``: nothing this process sends can carry code. It never
+sends a verdict the grader trusts, except for the
+"check" request of exercises that must run next to the answer (see book/teachers.md).
+
+Requests: ``load`` (run the kept answer code after a fixed prelude), ``call`` (call one
+of the answer's names with the grader's arguments, behind the exercise's tripwires),
+``check`` (run a whole check here, for exercises that are not ``observe``-able).
+"""
+from __future__ import annotations
+
+import io
+import os
+import traceback
+
+from ..compat import forward_hook_count
+
+PRELUDE = ("import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
+           "from torch import nn\n")
+
+
+def describe(exc: BaseException) -> dict:
+    """An exception as plain data: its type, message and where in the answer it rose."""
+    try:
+        message = str(exc)[:500]
+    except Exception:  # noqa: BLE001 - a student's exception whose str() fails
+        message = ""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if f.filename.startswith("<answer")]
+    where = f"in {frames[-1].name}, line {frames[-1].lineno}" if frames else ""
+    return {"type": type(exc).__name__, "message": message, "where": where,
+            "builtin": type(exc).__module__ == "builtins",
+            "not_implemented": isinstance(exc, NotImplementedError)
+            or isinstance(exc.__cause__, NotImplementedError)}
+
+
+def plain(value, depth: int = 0):
+    """``value`` as plain data the grader can read with ``weights_only=True``."""
+    import torch
+
+    if depth > 20:
+        return {"__unreadable__": "nesting"}
+    if value is None or type(value) in (bool, str):
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, torch.Tensor):
+        return value.detach().as_subclass(torch.Tensor).cpu().clone()
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, (list, tuple)):      # torch.Size included
+        items = [plain(v, depth + 1) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict) and all(type(k) is str for k in value):
+        return {str(k): plain(v, depth + 1) for k, v in value.items()}
+    if hasattr(value, "item") and hasattr(value, "dtype"):    # a NumPy scalar
+        return plain(value.item(), depth + 1)
+    return {"__unreadable__": type(value).__name__}
+
+
+def _after(arg):
+    """What a call left in an argument: a tensor's values, a module's state and hooks."""
+    import torch
+
+    if isinstance(arg, torch.Tensor):
+        return plain(arg)
+    if isinstance(arg, torch.nn.Module):
+        return {"state": {k: plain(v) for k, v in arg.state_dict().items()},
+                "training": {n: bool(m.training) for n, m in arg.named_modules()},
+                "hooks": [n for n, m in arg.named_modules()
+                          if forward_hook_count(m)]}
+    return None
+
+
+def _load(request, spaces) -> dict:
+    namespace = spaces.setdefault(request["space"], {"__name__": "__answer__"})
+    exec(compile(PRELUDE, "<prelude>", "exec"), namespace)
+    try:
+        exec(compile(request["code"], "<answer>", "exec"), namespace)
+    except Exception as exc:  # noqa: BLE001 - the student's definitions failed
+        return {"error": describe(exc)}
+    return {"ok": True}
+
+
+def _call(request, spaces) -> dict:
+    from .tripwires import tripwires
+
+    namespace = spaces.get(request["space"], {})
+    name = request["name"]
+    if name not in namespace:
+        return {"missing": name}
+    with tripwires(request.get("forbidden", ()), request.get("no_modules", False)) as tripped:
+        try:
+            value = namespace[name](*request["args"], **request["kwargs"])
+        except Exception as exc:  # noqa: BLE001 - the student's code failed: report it
+            value, error = None, describe(exc)
+        else:
+            error = None
+    return {"value": plain(value), "error": error, "tripped": sorted(tripped),
+            "after": [_after(a) for a in request["args"]]}
+
+
+def _check(request, spaces) -> dict:
+    from resnet_edu.exercises import check
+
+    namespace = spaces.get(request["space"], {})
+    missing = [n for n in request["names"] if n not in namespace]
+    if missing:
+        return {"missing": missing[0]}
+    feedback = check(request["exercise"], *[namespace[n] for n in request["names"]],
+                     seed=request["seed"])
+    return {"passed": bool(feedback.passed), "score": float(feedback.score),
+            "solved": bool(feedback.solved), "message": str(feedback.message)}
+
+
+HANDLERS = {"load": _load, "call": _call, "check": _check}
+
+
+def serve(conn, cwd: str, threads: int) -> None:
+    """The answering process's life: its own session, its own folder, no terminal output,
+    and requests answered until the grader closes the connection."""
+    import torch
+
+    os.setsid()                     # a session of its own: killpg reaches all it starts
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.chdir(cwd)
+    torch.set_num_threads(max(1, threads))
+    spaces = {}     # one namespace per exercise: one answer cannot lend another a helper
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except EOFError:
+            return
+        request = torch.load(io.BytesIO(data), weights_only=False)   # the grader: trusted
+        reply = HANDLERS[request["op"]](request, spaces)
+        reply["nonce"] = request["nonce"]
+        buffer = io.BytesIO()
+        torch.save(reply, buffer)
+        conn.send_bytes(buffer.getvalue())

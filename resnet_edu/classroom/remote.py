@@ -1,0 +1,112 @@
+"""Stand-ins for the student's functions inside the grader: calling one asks the
+answering process to call the real one, and brings back only what it observed.
+
+A check of an ``observe=True`` exercise runs unchanged in the grader's own process with
+these stand-ins in place of the student's objects: the check draws the inputs (from the
+seed chosen at grading time), computes the references, and decides. The student's
+function receives copies of the inputs; what it returns (or raises), and what it did to
+its arguments (tensors changed in place, a module's state, training flags and leftover
+hooks), are copied back as plain data.
+"""
+from __future__ import annotations
+
+import builtins
+import re
+from typing import List, Optional
+
+from ..compat import forward_hook_count
+from .session import Worker
+
+
+class MissingName(BaseException):
+    """The answer does not define the name (not the student's exception: it must not
+    become "your code raised ...")."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+class RuleBroken(BaseException):
+    """A tripwire fired while the student's function ran."""
+
+    def __init__(self, what: List[str]):
+        super().__init__(", ".join(what))
+        self.what = what
+
+
+def rebuild_exception(error: dict) -> Exception:
+    """The student's exception, re-raised in the grader as the same builtin type (so a
+    check that expects an ``AssertionError`` sees one), or as a look-alike class."""
+    name = error.get("type") or "Exception"
+    if error.get("not_implemented"):
+        cls = NotImplementedError
+    else:
+        cls = getattr(builtins, name, None) if error.get("builtin") else None
+        if not (isinstance(cls, type) and issubclass(cls, Exception)):
+            safe = re.sub(r"\W", "", name) or "Exception"
+            cls = type(safe, (Exception,), {})
+    exc = cls(error.get("message", ""))
+    exc.student_where = error.get("where", "")
+    return exc
+
+
+def _unreadable(value) -> Optional[str]:
+    if isinstance(value, dict):
+        if "__unreadable__" in value and len(value) == 1:
+            return str(value["__unreadable__"])
+        return next(filter(None, map(_unreadable, value.values())), None)
+    if isinstance(value, (list, tuple)):
+        return next(filter(None, map(_unreadable, value)), None)
+    return None
+
+
+def _copy_back(arg, after) -> None:
+    import torch
+
+    if isinstance(arg, torch.Tensor) and isinstance(after, torch.Tensor):
+        if after.shape == arg.shape and after.dtype == arg.dtype:
+            with torch.no_grad():
+                arg.copy_(after)
+    elif isinstance(arg, torch.nn.Module) and isinstance(after, dict):
+        try:
+            arg.load_state_dict(after.get("state", {}), strict=False)
+        except (RuntimeError, TypeError):   # the student changed shapes: the check sees it
+            pass
+        modules = dict(arg.named_modules())
+        for name, training in after.get("training", {}).items():
+            if name in modules:
+                modules[name].training = bool(training)
+        for name in after.get("hooks", []):
+            if name in modules and forward_hook_count(modules[name]) == 0:
+                modules[name].register_forward_hook(lambda *a: None)
+
+
+class RemoteFunction:
+    """Calls ``name`` in the answering process (see the module's docstring)."""
+
+    def __init__(self, worker: Worker, space: str, name: str, rules, deadline):
+        self.worker, self.space, self.name = worker, space, name
+        self.rules, self.deadline = rules, deadline
+
+    def __call__(self, *args, **kwargs):
+        reply = self.worker.request(
+            "call", self.deadline.left(), space=self.space, name=self.name, args=list(args),
+            kwargs=kwargs, forbidden=tuple(self.rules.forbidden),
+            no_modules=bool(self.rules.no_modules))
+        if "missing" in reply:
+            raise MissingName(self.name)
+        if reply.get("tripped"):
+            raise RuleBroken(list(reply["tripped"]))
+        for arg, after in zip(args, reply.get("after", [])):
+            _copy_back(arg, after)
+        if reply.get("error"):
+            raise rebuild_exception(reply["error"])
+        value = reply.get("value")
+        what = _unreadable(value)
+        if what:
+            exc = TypeError(f"your function returned a {what}, which the grader cannot "
+                            "read: return tensors, numbers, strings or lists of them")
+            exc.student_where = ""
+            raise exc
+        return value

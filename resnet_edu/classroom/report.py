@@ -1,0 +1,80 @@
+"""The grade sheet: rows, the CSV (written only when every answering process is gone),
+and the printed summary."""
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Sequence, Tuple
+
+CSV_FIELDS = ["student", "notebook", "exercise", "score", "max_score", "status", "feedback"]
+# statuses that mean "this notebook could not be graded" (exit status 1)
+NOT_GRADED = ("unreadable", "malformed", "unknown-chapter", "grader-error")
+
+
+@dataclass
+class GradeRow:
+    """One line of the grade sheet."""
+
+    student: str
+    notebook: str
+    exercise: str
+    score: float
+    max_score: float
+    status: str   # passed | failed | unsolved | missing | rule | timeout | crashed | error | ...
+    feedback: str
+
+
+def _write(rows: Sequence[GradeRow], f) -> None:
+    writer = csv.writer(f)
+    writer.writerow(CSV_FIELDS)
+    for r in rows:
+        writer.writerow([r.student, r.notebook, r.exercise, f"{r.score:g}",
+                         f"{r.max_score:g}", r.status, r.feedback])
+
+
+def write_csv(rows: Sequence[GradeRow], out) -> None:
+    """Write the sheet to a file object, or to a path *atomically*: into a temporary file
+    of the same folder, then renamed into place (a reader never sees half a sheet, and
+    whatever was at the path before is replaced as a whole)."""
+    if hasattr(out, "write"):
+        _write(rows, out)
+        return
+    out = Path(out)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent or ".")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            _write(rows, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def summary_table(rows: Sequence[GradeRow]) -> str:
+    """A plain-text table: one line per student, one column per exercise, and a total."""
+    exercises = list(dict.fromkeys(r.exercise for r in rows if r.exercise))
+    students = list(dict.fromkeys(r.student for r in rows))
+    cell: Dict[Tuple[str, str], GradeRow] = {(r.student, r.exercise): r for r in rows}
+    header = ["student"] + exercises + ["total"]
+    table = [header]
+    for s in students:
+        mine = [r for r in rows if r.student == s]
+        line = [s]
+        for e in exercises:
+            r = cell.get((s, e))
+            line.append("-" if r is None else
+                        f"{r.score:g}" + ("" if r.status == "passed" else f" ({r.status})"))
+        line.append(f"{sum(r.score for r in mine):g}/{sum(r.max_score for r in mine):g}")
+        table.append(line)
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
+                     for row in table)
+
+
+def some_not_graded(rows: Sequence[GradeRow]) -> bool:
+    return any(r.status in NOT_GRADED for r in rows)

@@ -1,0 +1,224 @@
+"""Static rules on an answer's source: what the grader runs, and what the answer may use.
+
+1. :func:`kept_code` keeps only the imports, functions and classes of the answer cells
+   (the convention of a solution cell); anything else at top level, scratch code or an
+   attack, is never run by the grader.
+2. :func:`policy_problems` applies the house policy to every answer: no dunder or private
+   attribute (``f.__code__``, ``_SNAPSHOT``), no ``exec``/``eval``/``getattr``/``open``/...,
+   imports only from an allow-list (no ``sys``, ``os``, ``resnet_edu.exercises``, ...).
+   The grader does not need it to stay right (it judges from observations), but it shuts
+   the easy doors to the process that answers.
+3. :func:`rule_problems` applies the exercise's own :class:`~resnet_edu.exercises._kit.Rules`
+   (forbidden calls, imports, base classes, the meta device, how a name is defined),
+   quoting the rule.
+"""
+from __future__ import annotations
+
+import ast
+from typing import Dict, List, Tuple
+
+ALLOWED_IMPORTS = ("torch", "math", "numpy", "collections", "itertools", "functools",
+                   "typing", "dataclasses", "copy", "statistics", "random", "__future__",
+                   "resnet_edu")
+DENIED_IMPORTS = ("resnet_edu.exercises", "resnet_edu.classroom", "resnet_edu.cli",
+                  "resnet_edu.compat", "resnet_edu.notebook", "resnet_edu.conventions",
+                  "torch.utils.cpp_extension", "torch.hub", "torch.multiprocessing",
+                  "torch.distributed", "torch.package", "torch.library", "torch.ops",
+                  "numpy.ctypeslib", "torch.load", "torch.jit", "numpy.load", "torch.overrides",
+                  "torch.fx", "torch.compile", "torch.export", "torch.utils.hooks",
+                  "torch.nn.modules.module.register_module", "torch.autograd.graph",
+                  "torch.save", "torch.set_default", "numpy.save")
+# frames and code objects: the ways from a running function to its caller's globals
+DENIED_ATTRS = {"gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code", "f_back",
+                "f_globals", "f_locals", "f_builtins", "f_code", "tb_frame", "tb_next",
+                "co_code", "mro"}
+DENIED_NAMES = {"exec", "eval", "compile", "globals", "locals", "vars", "getattr",
+                "setattr", "delattr", "open", "breakpoint", "input", "type", "memoryview",
+                "help", "exit", "quit", "get_ipython"}
+ALLOWED_DUNDERS = {"__init__", "__repr__", "__str__", "__len__", "__getitem__", "__iter__",
+                   "__future__"}
+PRELUDE_ALIASES = {"torch": "torch", "nn": "torch.nn", "F": "torch.nn.functional",
+                   "np": "numpy", "math": "math"}
+
+
+def _parse(source: str) -> ast.Module:
+    return ast.parse(source)
+
+
+def kept_code(source: str) -> Tuple[str, List[str]]:
+    """The imports and definitions of the answer cells, as source; and a problem if the
+    cells are not Python (IPython magics included: an answer cell holds Python)."""
+    try:
+        tree = _parse(source)
+    except SyntaxError as exc:
+        return "", [f"your answer cell is not valid Python: {exc.msg} (line {exc.lineno})"]
+    kept = [n for n in tree.body
+            if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef,
+                              ast.AsyncFunctionDef, ast.ClassDef))]
+    return "\n\n".join(ast.get_source_segment(source, n) for n in kept), []
+
+
+def _aliases(tree: ast.Module) -> Dict[str, str]:
+    """Local name -> dotted name of what it was imported as (the prelude's names too)."""
+    aliases = dict(PRELUDE_ALIASES)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                aliases[a.asname or a.name.split(".")[0]] = a.name if a.asname else \
+                    a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for a in node.names:
+                aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    return aliases
+
+
+def _dotted(node: ast.AST, aliases: Dict[str, str]) -> str:
+    """``F.conv2d`` -> ``torch.nn.functional.conv2d`` ("" if not a plain name chain)."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return ""
+    head = aliases.get(node.id, node.id)
+    return ".".join([head] + parts[::-1])
+
+
+def _imported(tree: ast.Module) -> List[Tuple[str, int]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = "." * node.level + (node.module or "")
+            found += [(f"{module}.{a.name}", node.lineno) for a in node.names] + \
+                [(module, node.lineno)]
+    return found
+
+
+def _under(name: str, prefixes) -> bool:
+    """``name`` is a prefix, lies inside one (``torch.nn`` holds ``torch.nn.Conv2d``), or
+    extends a dotted stem (``torch.nn.functional.conv`` holds ``...conv2d``)."""
+    return any(name == p or name.startswith(p + ".") or
+               ("." in p and name.startswith(p) and "." not in name[len(p):])
+               for p in prefixes)
+
+
+def _module_aliases(tree: ast.Module) -> Dict[str, str]:
+    """The names that stand for a module (``torch``, ``nn``, ``F``, ``np``, ...)."""
+    import importlib.util
+
+    names = {k: v for k, v in _aliases(tree).items()}
+    modules = {}
+    for local, dotted in names.items():
+        try:
+            is_module = importlib.util.find_spec(dotted) is not None
+        except (ImportError, ValueError, AttributeError):
+            is_module = False
+        if is_module:
+            modules[local] = dotted
+    return modules
+
+
+def _library_problems(tree: ast.Module) -> List[str]:
+    """A library is used, never changed: no assignment to a module's attributes, no module
+    passed around as a value (``t = torch; t.allclose = ...``), no denied function."""
+    modules = _module_aliases(tree)
+    aliases = _aliases(tree)
+    parents = {id(child): parent for parent in ast.walk(tree)
+               for child in ast.iter_child_nodes(parent)}
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Attribute, ast.Name)) and isinstance(node.ctx, ast.Load):
+            dotted = _dotted(node, aliases)
+            if dotted and _under(dotted, DENIED_IMPORTS):
+                problems.append(f"line {node.lineno}: `{dotted}` is not allowed in an answer")
+        if isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Load):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in modules:
+                problems.append(f"line {node.lineno}: your answer changes the library "
+                                f"(`{ast.unparse(node)}`); an answer may use libraries, "
+                                "not change them")
+        elif isinstance(node, ast.Name) and node.id in modules and \
+                isinstance(node.ctx, ast.Load):
+            parent = parents.get(id(node))
+            if not isinstance(parent, ast.Attribute):
+                problems.append(f"line {node.lineno}: use the module `{node.id}` only as "
+                                f"`{node.id}.name`")
+    return problems
+
+
+def policy_problems(code: str) -> List[str]:
+    """The house policy on the code the grader will run (see the module's docstring)."""
+    tree = _parse(code)
+    problems = []
+    for name, line in _imported(tree):
+        if name.startswith(".") or not _under(name, ALLOWED_IMPORTS) or \
+                _under(name, DENIED_IMPORTS):
+            problems.append(f"line {line}: `import {name}` is not allowed in an answer "
+                            "(use torch, math, numpy and the chapter's own modules)")
+    problems += _library_problems(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and ((node.attr.startswith("_") and node.attr
+                                                 not in ALLOWED_DUNDERS)
+                                                or node.attr in DENIED_ATTRS):
+            problems.append(f"line {node.lineno}: the attribute `{node.attr}` is not "
+                            "allowed in an answer (no private or dunder attributes, frames "
+                            "or code objects)")
+        elif isinstance(node, ast.Name) and (node.id in DENIED_NAMES or (
+                node.id.startswith("__") and node.id not in ALLOWED_DUNDERS)):
+            problems.append(f"line {node.lineno}: `{node.id}` is not allowed in an answer")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                node.name.startswith("__") and node.name not in ALLOWED_DUNDERS:
+            problems.append(f"line {node.lineno}: defining `{node.name}` is not allowed in "
+                            "an answer")
+    return list(dict.fromkeys(problems))
+
+
+def _definition_problems(tree, names, kinds) -> List[str]:
+    top: Dict[str, List[ast.AST]] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            top.setdefault(node.name, []).append(node)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for a in node.names:
+                top.setdefault(a.asname or a.name.split(".")[0], []).append(node)
+    problems = []
+    for name, kind in zip(names, kinds):
+        nodes = top.get(name, [])
+        want = ast.ClassDef if kind == "class" else (ast.FunctionDef, ast.AsyncFunctionDef)
+        if len(nodes) > 1:
+            problems.append(f"`{name}` is defined more than once: define it once")
+        elif nodes and not isinstance(nodes[0], want):
+            problems.append(f"`{name}` must be written with a `{kind}` statement of your own "
+                            "(not imported, not assigned)")
+    return problems
+
+
+def rule_problems(code: str, rules, names, kinds) -> List[str]:
+    """The exercise's own rules on the code the grader will run, each quoting the rule."""
+    tree = _parse(code)
+    aliases = _aliases(tree)
+    why = f" Rule of this exercise: {rules.why}" if rules.why else ""
+    problems = _definition_problems(tree, names, kinds)
+    for name, line in _imported(tree):
+        if _under(name, rules.forbidden_imports):
+            problems.append(f"line {line}: `import {name}` breaks the exercise's rules.{why}")
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Attribute, ast.Name)) and isinstance(node.ctx, ast.Load):
+            dotted = _dotted(node, aliases)
+            if dotted and _under(dotted, rules.forbidden):
+                problems.append(f"line {node.lineno}: your answer uses `{dotted}`.{why}")
+        elif isinstance(node, ast.ClassDef):
+            for base in node.bases:
+                dotted = _dotted(base, aliases)
+                if not dotted or _under(dotted, rules.forbidden_bases) or \
+                        (rules.forbidden_bases and dotted != "torch.nn.Module"):
+                    shown = dotted or ast.unparse(base)
+                    problems.append(f"line {node.lineno}: `{node.name}` derives from "
+                                    f"`{shown}`; derive it from `nn.Module` only.{why}")
+        elif rules.no_modules and isinstance(node, ast.Constant) and node.value == "meta":
+            problems.append(f"line {node.lineno}: your answer uses the meta device.{why}")
+    return list(dict.fromkeys(problems))
