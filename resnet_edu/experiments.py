@@ -17,8 +17,10 @@ He et al. (2015) observed that, beyond a certain depth, plain networks reach a
 *higher training error* than shallower ones although they could copy the
 shallower network and add identity layers; normalised initialisation (He et
 al., 2015, "Delving deep into rectifiers") and BatchNorm (Ioffe and Szegedy,
-2015) already keep the gradients of such networks at a healthy size, so the
-problem is one of optimisation, not of vanishing gradients or overfitting.
+2015) already keep the gradients of such networks from vanishing (with
+BatchNorm, deep plain nets' gradients even grow towards the input: Yang et al.,
+2019, "A Mean Field Theory of Batch Normalization"), so the problem is one of
+optimisation, not of vanishing gradients or overfitting.
 
 References: He, Zhang, Ren, Sun, "Deep Residual Learning for Image
 Recognition", CVPR 2016 (arXiv:1512.03385), section 4.2 and figure 6.
@@ -32,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .compat import BATCHNORM_TYPES
 from .train import History, TrainConfig, evaluate, fit
 
 __all__ = ["SweepRun", "train_depth_sweep", "final_train_loss", "evaluate_runs",
@@ -43,11 +46,11 @@ def degradation_config(**overrides) -> TrainConfig:
 
     The paper's optimiser (SGD, momentum 0.9, lr 0.1, weight decay 1e-4, batch
     128) for a short run: 15 epochs of the 1,257 training digits (150 steps).
-    The first 20 steps run at lr 0.01, as the paper warms up its ResNet-110
-    (section 4.2): in trial runs without it, ResNet-56 sometimes blew up in its
-    first epoch (training loss above 5) and never recovered within the budget.
-    A cosine schedule then brings lr to 0, so the last epoch's loss is not
-    blurred by large steps. Overrides change any field.
+    The first 20 steps run at lr 0.01, a warm-up in the spirit of the paper's
+    for ResNet-110 (section 4.2: lr 0.01 until the training error is below 80 %,
+    about 400 iterations); ``scripts/results/ch03_ch04_seeds.py`` measures what
+    it changes here. A cosine schedule then brings lr to 0, so the last epoch's
+    loss is not blurred by large steps. Overrides change any field.
     """
     settings = dict(num_epochs=15, lr=0.1, momentum=0.9, weight_decay=1e-4,
                     batch_size=128, schedule="cosine", warmup_steps=20, seed=0,
@@ -153,7 +156,7 @@ def without_batchnorm(model: nn.Module) -> nn.Module:
     otherwise unchanged.
     """
     targets = [name for name, m in model.named_modules()
-               if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+               if isinstance(m, BATCHNORM_TYPES)]
     for name in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
@@ -165,7 +168,7 @@ def pytorch_default_init_(model: nn.Module) -> nn.Module:
     """Re-initialise every conv and linear layer with PyTorch's default (in place).
 
     PyTorch's default, ``kaiming_uniform_(a=sqrt(5))``, draws weights of
-    variance ``1 / (3 * fan_in)``: a third of what a ReLU layer needs to keep
+    variance ``1 / (3 * fan_in)``: one sixth of what a ReLU layer needs to keep
     the signal's size (He et al., 2015, "Delving deep into rectifiers": variance
     ``2 / fan_in``), so without normalisation every layer shrinks the signal.
     """
