@@ -1,0 +1,99 @@
+"""Checks for chapter 12, "Training fast".
+
+- ``ch12-block-flops``: a function ``block_training_flops(in_channels,
+  out_channels, stride, batch, height, width)`` returning the FLOPs of one
+  training step (forward and backward) of
+  ``resnet_edu.blocks.BasicBlock(in_channels, out_channels, stride)`` on an
+  input of shape ``(batch, in_channels, height, width)`` that requires a
+  gradient (as inside a network), counted as
+  ``torch.utils.flop_counter.FlopCounterMode`` counts them: convolutions only,
+  2 FLOPs per multiply-add, the backward pass of each convolution computing
+  the gradients of its input and of its weights. The check compares the
+  student's numbers with ``FlopCounterMode`` run on the real block for blocks
+  with and without a projection shortcut and odd image sizes, and names the
+  usual mistakes (MACs for FLOPs, the backward pass forgotten or half
+  counted, the projection forgotten, output sizes rounded the wrong way).
+"""
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from . import Feedback, register
+
+EXERCISE = "ch12-block-flops"
+
+# (in_channels, out_channels, stride, batch, height, width): identity shortcut, projection
+# shortcut, and odd sizes where halving must round up (7 -> 4, 9 -> 5).
+_CASES = (
+    (8, 8, 1, 2, 6, 6),
+    (8, 16, 2, 4, 8, 8),
+    (4, 8, 2, 3, 7, 9),
+    (16, 16, 1, 1, 5, 9),
+)
+
+
+def measured_flops(in_channels, out_channels, stride, batch, height, width) -> int:
+    """What ``FlopCounterMode`` counts for one forward and backward pass of the block."""
+    from ..blocks import BasicBlock
+
+    with torch.random.fork_rng(devices=[]):       # checking never moves the global RNG
+        torch.manual_seed(0)
+        block = BasicBlock(in_channels, out_channels, stride)
+        x = torch.randn(batch, in_channels, height, width, requires_grad=True)
+    with FlopCounterMode(display=False) as counter:
+        block(x).sum().backward()
+    return int(counter.get_total_flops())
+
+
+def _forward_parts(in_channels, out_channels, stride, batch, height, width):
+    """Forward FLOPs of the two 3x3 convolutions and of the projection (0 if none)."""
+    out_h, out_w = (height - 1) // stride + 1, (width - 1) // stride + 1
+    positions = batch * out_h * out_w
+    convs = 2 * positions * out_channels * 9 * (in_channels + out_channels)
+    projection = (2 * positions * out_channels * in_channels
+                  if stride != 1 or in_channels != out_channels else 0)
+    return convs, projection
+
+
+def _diagnose(got: int, case) -> str:
+    """Name the mistake whose count equals ``got``, if one does."""
+    convs, projection = _forward_parts(*case)
+    floor_h, floor_w = case[4] // case[2], case[5] // case[2]
+    floored = 2 * case[3] * floor_h * floor_w * case[1] * (9 * (case[0] + case[1])
+                                                           + (case[0] if projection else 0))
+    known = [
+        ((convs + projection) // 2 * 3, "you counted multiply-adds (MACs). One multiply-add "
+         "is 2 FLOPs (a multiplication and an addition), which is how flop_counter counts"),
+        (convs + projection, "this is the forward pass only. Training also runs the backward "
+         "pass, in which each convolution computes the gradient of its input and the gradient "
+         "of its weights, each as many FLOPs as its forward pass: about 3x in all"),
+        (2 * (convs + projection), "the backward pass counts once per convolution; it computes "
+         "two gradients (input and weights), each as costly as the forward pass"),
+        (3 * convs, "the 1x1 projection shortcut is missing: when the stride is 2 or the "
+         "channels change, BasicBlock's shortcut is a 1x1 convolution (option B)"),
+        (3 * floored, "the output size is rounded down. With padding 1 and a 3x3 kernel the "
+         "output has (H - 1) // stride + 1 rows: 7 rows at stride 2 give 4, not 3"),
+    ]
+    for value, message in known:
+        if got == value:
+            return message
+    return ("it differs from what flop_counter counts. Per convolution: 2 x batch x H_out x "
+            "W_out x C_out x C_in x k x k for the forward pass, twice that for the backward")
+
+
+@register(EXERCISE, names=["block_training_flops"], title="A block's training FLOPs by hand")
+def _check_block_flops(block_training_flops) -> Feedback:
+    for case in _CASES:
+        expected = measured_flops(*case)
+        got = block_training_flops(*case)
+        where = "block_training_flops({}, {}, {}, {}, {}, {})".format(*case)
+        if isinstance(got, bool) or not isinstance(got, (int, float)) or got != got:
+            return Feedback(EXERCISE, False, f"{where} returned {got!r}; return a number "
+                            f"(the FLOPs as an int).")
+        if got != expected:
+            return Feedback(EXERCISE, False, f"{where} = {got:,}, but flop_counter counts "
+                            f"{expected:,}: {_diagnose(int(got), case)}.")
+    return Feedback(EXERCISE, True, f"your counts equal flop_counter's on {len(_CASES)} blocks "
+                    f"(identity and projection shortcuts, odd image sizes): three times the "
+                    f"forward FLOPs of the convolutions.")

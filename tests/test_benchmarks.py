@@ -1,0 +1,36 @@
+"""The benchmark scripts run end to end at their smallest settings (no timing is asserted:
+timings belong to the benchmarks, not to the tests)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args, timeout=300):
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_fast_paths_quick_runs_and_reports_every_eager_path():
+    done = _run("benchmarks/fast_paths.py", "--quick")
+    assert done.returncode == 0, done.stderr
+    for path in ("torchvision", "resnet_edu", "channels_last", "bf16", "cl+bf16"):
+        assert f"\n{path} " in done.stdout, done.stdout
+    assert "compile" not in done.stdout.split("speed-up")[1].split("fastest")[0]   # --quick skips it
+    assert "fastest path:" in done.stdout and "bf16 matrix units:" in done.stdout
+
+
+def test_fast_paths_rejects_a_bad_size():
+    done = _run("benchmarks/fast_paths.py", "--batch-size", "0")
+    assert done.returncode == 2 and "--batch-size must be a positive integer" in done.stderr
+
+
+def test_digits_vs_svm_tunes_the_svm_on_one_seed():
+    done = _run("benchmarks/digits_vs_svm.py", "--models", "svm", "--seed", "0", "--folds", "2",
+                "--grid", "small")
+    assert done.returncode == 0, done.stderr
+    assert "SVM      mean" in done.stdout
