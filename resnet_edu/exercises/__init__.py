@@ -19,7 +19,7 @@ as "not solved yet".
 runs every check with its own random state (:func:`._kit.isolated_random_state`): a
 check never reseeds the student's generators. ``register`` declares, beside the check,
 how the grader runs it (``observe=True``: the student's objects are called from the
-grader's process through :mod:`resnet_edu.classroom.remote`, so the verdict is computed
+grader's process through ``resnet_edu.classroom.remote``, so the verdict is computed
 by the grader; otherwise the whole check runs next to the answer in a fresh process),
 the points it is worth and the :class:`~._kit.Rules` its answer must follow.
 """

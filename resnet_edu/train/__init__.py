@@ -11,7 +11,7 @@ Modules (one idea each):
 - ``history``   :class:`History`, one list per measured quantity, one entry per epoch.
 - ``progress``  the progress bar, one line updated in place in a notebook.
 
-``python -m resnet_edu train`` is :mod:`resnet_edu.cli.train`.
+``python -m resnet_edu train`` is ``resnet_edu.cli.train``.
 
 References: He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition",
 CVPR 2016 (arXiv:1512.03385), sections 3.4 and 4.2.
