@@ -295,18 +295,9 @@ def branch_response_stds(model: nn.Module, x: torch.Tensor) -> List[float]:
     al., 2015, figure 7 measure the output of each 3x3 layer after BN); for a
     plain block, the same layer's output. Measured in eval mode on ``x``.
     """
-    blocks = stacked_blocks(model)
     stds: List[float] = []
-    handles = [_last_bn(b).register_forward_hook(
-        lambda module, args, out: stds.append(out.std().item())) for b in blocks]
-    was_training = model.training
-    model.eval()
-    try:
-        model(x)
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
+    _eval_with_output_hooks(model, x, [(_last_bn(b), lambda out: stds.append(out.std().item()))
+                                       for b in stacked_blocks(model)])
     return stds
 
 
@@ -321,11 +312,19 @@ def branch_to_shortcut_ratios(model: nn.Module, x: torch.Tensor) -> List[float]:
     if not all(is_residual(b) for b in blocks):
         raise ValueError("every block needs a shortcut to compare its branch with")
     sizes: List[Dict[str, float]] = [{} for _ in blocks]
-    handles = []
-    for size, block in zip(sizes, blocks):
-        for key, module in (("branch", block.last_bn), ("shortcut", block.downsample)):
-            handles.append(module.register_forward_hook(
-                lambda m, args, out, size=size, key=key: size.__setitem__(key, out.std().item())))
+    _eval_with_output_hooks(model, x, [
+        (module, lambda out, size=size, key=key: size.__setitem__(key, out.std().item()))
+        for size, block in zip(sizes, blocks)
+        for key, module in (("branch", block.last_bn), ("shortcut", block.downsample))])
+    return [size["branch"] / size["shortcut"] for size in sizes]
+
+
+def _eval_with_output_hooks(model: nn.Module, x: torch.Tensor,
+                            watch: Sequence[Tuple[nn.Module, Callable]]) -> None:
+    """Run ``model(x)`` in eval mode, calling ``record(output)`` for each watched module;
+    the mode and the hooks are restored afterwards."""
+    handles = [module.register_forward_hook(lambda m, args, out, record=record: record(out))
+               for module, record in watch]
     was_training = model.training
     model.eval()
     try:
@@ -334,7 +333,6 @@ def branch_to_shortcut_ratios(model: nn.Module, x: torch.Tensor) -> List[float]:
         model.train(was_training)
         for handle in handles:
             handle.remove()
-    return [size["branch"] / size["shortcut"] for size in sizes]
 
 
 def _last_bn(block: nn.Module) -> nn.Module:
