@@ -89,6 +89,13 @@ class Rules:
 
 NO_RULES = Rules()
 
+_BOOK_BLOCKS = ("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original", "torchvision")
+# the rules of every "write the block yourself" exercise (chapters 4, 5 and 7)
+OWN_BLOCK = Rules(forbidden=_BOOK_BLOCKS, forbidden_imports=_BOOK_BLOCKS,
+                  forbidden_bases=("resnet_edu", "torchvision"),
+                  why="Write the block yourself: a class of your own derived from `nn.Module`, "
+                      "not a block of `resnet_edu` or `torchvision`.")
+
 
 @dataclass(frozen=True)
 class Mistake:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from . import Feedback, register
-from ._kit import Rules, generator, manual_seed
+from ._kit import OWN_BLOCK, generator, manual_seed
 
 EXERCISE = "ch04-preact-block"
 _CHANNELS = (4, 8)
@@ -102,14 +102,7 @@ def _build(cls, channels):
 
 
 @register(EXERCISE, names=["PreActResidualBlock"], title="A pre-activation residual block",
-          rules=Rules(
-              forbidden=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
-                         "torchvision"),
-              forbidden_imports=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
-                                 "torchvision"),
-              forbidden_bases=("resnet_edu", "torchvision"),
-              why="Write the block yourself: a class of your own derived from `nn.Module`, "
-                  "not a block of `resnet_edu` or `torchvision`."))
+          rules=OWN_BLOCK)
 def _check_preact_block(PreActResidualBlock) -> Feedback:
     with torch.random.fork_rng(devices=[]):      # checking never moves the global RNG
         manual_seed(4)

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..diagnostics import check_block
 from . import Feedback, register
-from ._kit import Rules, generator, manual_seed
+from ._kit import OWN_BLOCK, generator, manual_seed
 
 
 def _short(report) -> str:
@@ -58,14 +58,7 @@ def _needs_attributes(block, names, exercise):
 # ----------------------------------------------------------------------------- fix the post
 @register("ch05-fix-the-post", names=["FixedResidualBlock"],
           title="Repair the original post's block",
-          rules=Rules(
-              forbidden=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
-                         "torchvision"),
-              forbidden_imports=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
-                                 "torchvision"),
-              forbidden_bases=("resnet_edu", "torchvision"),
-              why="Write the block yourself: a class of your own derived from `nn.Module`, "
-                  "not a block of `resnet_edu` or `torchvision`."))
+          rules=OWN_BLOCK)
 def _check_fix_the_post(FixedResidualBlock) -> Feedback:
     ex = "ch05-fix-the-post"
     manual_seed(0)
@@ -188,14 +181,7 @@ def block_in(block) -> int:
 
 # ----------------------------------------------------------------------------- find the bug
 @register("ch05-find-the-bug", names=["DebuggedBlock"], title="Find the bugs",
-          rules=Rules(
-              forbidden=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
-                         "torchvision"),
-              forbidden_imports=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
-                                 "torchvision"),
-              forbidden_bases=("resnet_edu", "torchvision"),
-              why="Write the block yourself: a class of your own derived from `nn.Module`, "
-                  "not a block of `resnet_edu` or `torchvision`."))
+          rules=OWN_BLOCK)
 def _check_find_the_bug(DebuggedBlock) -> Feedback:
     ex = "ch05-find-the-bug"
     from ..blocks import BasicBlock

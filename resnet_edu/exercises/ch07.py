@@ -16,7 +16,7 @@ from torch import nn
 from ..blocks import Bottleneck
 from ..stats import count_parameters
 from . import Feedback, register
-from ._kit import Rules, generator
+from ._kit import OWN_BLOCK, generator
 
 # (in_channels, width, stride): identity shortcut, projections, a stride of 2
 _BOTTLENECK_CASES = [
@@ -63,14 +63,7 @@ def _mistakes(reference: Bottleneck, x: torch.Tensor):
 
 
 @register("ch07-bottleneck-block", names=["MyBottleneck"], title="A bottleneck block",
-          rules=Rules(
-              forbidden=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
-                         "torchvision"),
-              forbidden_imports=("resnet_edu.blocks", "resnet_edu.models", "resnet_edu.original",
-                                 "torchvision"),
-              forbidden_bases=("resnet_edu", "torchvision"),
-              why="Write the block yourself: a class of your own derived from `nn.Module`, "
-                  "not a block of `resnet_edu` or `torchvision`."))
+          rules=OWN_BLOCK)
 def _check_bottleneck(MyBottleneck) -> Feedback:
     with torch.random.fork_rng():      # building blocks draws random weights: keep the
         return _check(MyBottleneck)    # notebook's random stream as it was
