@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
@@ -73,6 +75,43 @@ def _wrong_outputs(x, gamma, beta, running_mean, running_var, training, eps):
     return mistakes
 
 
+def _running_stats_mistake(x, before, returned, reference, training: bool,
+                           momentum: float) -> Optional[str]:
+    """What is wrong with the returned running statistics, or None when both match."""
+    c = x.shape[1]
+    names = ("running_mean", "running_var")
+    for name, old, got, want in zip(names, before, returned, reference):
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            return (f"the returned {name} has shape "
+                    f"{shape}; it should have one value per channel, shape ({c},).")
+        if _close(got, want):
+            continue
+        if not training:
+            return (f"{name} changed in evaluation mode. "
+                    "With training=False the running statistics are only read, "
+                    "never updated.")
+        batch = (x.mean(dim=(0, 2, 3)) if name == "running_mean"
+                 else x.var(dim=(0, 2, 3), unbiased=True))
+        if _close(got, momentum * old + (1 - momentum) * batch):
+            return (f"{name} uses momentum the other way "
+                    "round. In PyTorch, momentum is the weight of the NEW batch: "
+                    "running = (1 - momentum) * running + momentum * batch_value.")
+        if name == "running_var" and _close(
+                got, (1 - momentum) * old + momentum * x.var(dim=(0, 2, 3), unbiased=False)):
+            return ("running_var was updated with the "
+                    "biased batch variance. PyTorch stores the unbiased one "
+                    "(divide by n - 1, n = N*H*W) in the running estimate, even "
+                    "though it normalises with the biased one.")
+        if _close(got, old):
+            return (f"{name} was not updated. In "
+                    "training mode, blend in the batch's value with `momentum`.")
+        return (f"{name} differs from nn.BatchNorm2d's "
+                "(running = (1 - momentum) * running + momentum * batch_value, "
+                "with the unbiased batch variance for running_var).")
+    return None
+
+
 @register("ch02-batchnorm-by-hand", names=["batchnorm_by_hand"], title="BatchNorm by hand",
           observe=True, rules=Rules(
               forbidden=("torch.nn.functional.batch_norm", "torch.batch_norm",
@@ -124,36 +163,9 @@ def _check_batchnorm_by_hand(batchnorm_by_hand) -> Feedback:
                             f"(largest difference {largest:.3g}). "
                             "Per channel: subtract the batch mean, divide by sqrt(biased "
                             "variance + eps), then scale by gamma and shift by beta.")
-        for name, got, want in (("running_mean", new_mean, ref_mean),
-                                ("running_var", new_var, ref_var)):
-            if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-                shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-                return Feedback(exercise, False, f"{where}: the returned {name} has shape "
-                                f"{shape}; it should have one value per channel, shape ({c},).")
-            if _close(got, want):
-                continue
-            if not training:
-                return Feedback(exercise, False, f"{where}: {name} changed in evaluation mode. "
-                                "With training=False the running statistics are only read, "
-                                "never updated.")
-            old = running_mean if name == "running_mean" else running_var
-            batch = (x.mean(dim=(0, 2, 3)) if name == "running_mean"
-                     else x.var(dim=(0, 2, 3), unbiased=True))
-            if _close(got, momentum * old + (1 - momentum) * batch):
-                return Feedback(exercise, False, f"{where}: {name} uses momentum the other way "
-                                "round. In PyTorch, momentum is the weight of the NEW batch: "
-                                "running = (1 - momentum) * running + momentum * batch_value.")
-            if name == "running_var" and _close(
-                    got, (1 - momentum) * old + momentum * x.var(dim=(0, 2, 3), unbiased=False)):
-                return Feedback(exercise, False, f"{where}: running_var was updated with the "
-                                "biased batch variance. PyTorch stores the unbiased one "
-                                "(divide by n - 1, n = N*H*W) in the running estimate, even "
-                                "though it normalises with the biased one.")
-            if _close(got, old):
-                return Feedback(exercise, False, f"{where}: {name} was not updated. In "
-                                "training mode, blend in the batch's value with `momentum`.")
-            return Feedback(exercise, False, f"{where}: {name} differs from nn.BatchNorm2d's "
-                            "(running = (1 - momentum) * running + momentum * batch_value, "
-                            "with the unbiased batch variance for running_var).")
+        problem = _running_stats_mistake(x, (running_mean, running_var), (new_mean, new_var),
+                                         (ref_mean, ref_var), training, momentum)
+        if problem:
+            return Feedback(exercise, False, f"{where}: {problem}")
     return Feedback(exercise, True, f"matches nn.BatchNorm2d on all {len(_BN_CASES)} cases "
                     "(output and running statistics, training and evaluation mode).")

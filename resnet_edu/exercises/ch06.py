@@ -33,6 +33,72 @@ def _pad_channels(x: torch.Tensor, front: int, back: int) -> torch.Tensor:
     return F.pad(x, (0, 0, 0, 0, front, back))
 
 
+def _shape_hint(got: torch.Tensor, expected: torch.Tensor, case) -> str:
+    """What a wrong output shape of the shortcut tells about the mistake."""
+    _, c, h, w, out_channels, stride = case
+    e_c, e_h = expected.shape[1:3]
+    if got.dim() == 4 and got.shape[2:] == (h, w) and stride > 1:
+        hint = (f"the spatial size is still {h}x{w}: subsample with "
+                f"x[:, :, ::{stride}, ::{stride}] so the shortcut matches the strided "
+                "convolution of the residual branch.")
+    elif got.dim() == 4 and got.shape[2:] == (h // stride, w // stride):
+        hint = ("odd sizes must round up, like a strided convolution with padding "
+                f"({h} -> {e_h}): keep positions 0, {stride}, {2 * stride}, ... with "
+                "x[:, :, ::stride, ::stride] instead of pooling or cropping.")
+    elif got.dim() == 4 and got.shape[1] != e_c:
+        hint = (f"the output must have out_channels={out_channels} channels: append "
+                f"{out_channels - c} zero channels to the {c} input channels.")
+    else:
+        hint = "the output is (N, out_channels, ceil(H / stride), ceil(W / stride))."
+    return hint
+
+
+def _value_mistake(got_values: torch.Tensor, x: torch.Tensor, expected: torch.Tensor,
+                   case) -> str:
+    """Which known mistake explains wrong values of the right shape (or what differs)."""
+    _, c, h, w, out_channels, stride = case
+    extra = out_channels - c
+    sub = x.detach()[:, :, ::stride, ::stride]
+    if extra and torch.equal(got_values, _pad_channels(sub, extra, 0)):
+        return ("your zero channels come first. "
+                "Option A here (and ShortcutA) keeps the input channels as "
+                "channels 0..C_in-1 and puts the zeros after them.")
+    if extra and torch.equal(got_values, _pad_channels(sub, extra // 2,
+                                                        extra - extra // 2)):
+        return ("you split the zeros between "
+                "both ends. That works in a network too, but ShortcutA (and this "
+                "exercise) appends all of them after the input channels.")
+    if stride > 1 and h % stride == 0 and w % stride == 0 and torch.allclose(
+            got_values, _pad_channels(F.avg_pool2d(x.detach(), stride), 0, extra)):
+        return (f"you averaged {stride}x{stride} "
+                "windows. Option A has no arithmetic at all: it keeps the "
+                f"top-left pixel of each {stride}x{stride} window (x[:, :, "
+                f"::{stride}, ::{stride}]), as a 1x1 convolution with stride "
+                f"{stride} does.")
+    if stride > 1 and h % stride == 0 and w % stride == 0 and torch.equal(
+            got_values, _pad_channels(F.max_pool2d(x.detach(), stride), 0, extra)):
+        return (f"you took the maximum of each "
+                f"{stride}x{stride} window. Option A keeps the top-left pixel "
+                f"of each window (x[:, :, ::{stride}, ::{stride}]), whatever its "
+                "value, as a strided 1x1 convolution does.")
+    if stride > 1:
+        shifted = x.detach()[:, :, 1::stride, 1::stride]
+        if shifted.shape == sub.shape and torch.equal(
+                got_values, _pad_channels(shifted, 0, extra)):
+            return ("you kept the pixels at "
+                    f"positions 1, {1 + stride}, ...; start at 0 "
+                    f"(x[:, :, ::{stride}, ::{stride}]), which is where a "
+                    "padded strided convolution centres its outputs.")
+    if torch.equal(got_values[:, :c], expected[:, :c]):
+        return (f"the first {c} channels are right, "
+                "but the added channels are not all zero. Option A pads with "
+                "zeros, which is why it has no parameters.")
+    return ("the shape is right but the values "
+            "differ from ShortcutA (largest difference "
+            f"{float((got_values - expected).abs().max()):.3g}). Keep every "
+            f"stride-th pixel of every channel and append zero channels.")
+
+
 @register("ch06-shortcut-a", names=["shortcut_a"], title="Option A by hand",
           rules=Rules(forbidden=("resnet_edu",), forbidden_imports=("resnet_edu",),
                       why="Use only tensor operations (no `ShortcutA`)."))
@@ -53,64 +119,13 @@ def _check_shortcut_a(shortcut_a) -> Feedback:
             return Feedback(exercise, False, f"{where}: your function changed `x` in place. "
                             "Build a new tensor (slicing and F.pad or torch.cat do).")
         if got.shape != expected.shape:
-            e_n, e_c, e_h, e_w = expected.shape
-            if got.dim() == 4 and got.shape[2:] == (h, w) and stride > 1:
-                hint = (f"the spatial size is still {h}x{w}: subsample with "
-                        f"x[:, :, ::{stride}, ::{stride}] so the shortcut matches the strided "
-                        "convolution of the residual branch.")
-            elif got.dim() == 4 and got.shape[2:] == (h // stride, w // stride):
-                hint = ("odd sizes must round up, like a strided convolution with padding "
-                        f"({h} -> {e_h}): keep positions 0, {stride}, {2 * stride}, ... with "
-                        "x[:, :, ::stride, ::stride] instead of pooling or cropping.")
-            elif got.dim() == 4 and got.shape[1] != e_c:
-                hint = (f"the output must have out_channels={out_channels} channels: append "
-                        f"{out_channels - c} zero channels to the {c} input channels.")
-            else:
-                hint = "the output is (N, out_channels, ceil(H / stride), ceil(W / stride))."
             return Feedback(exercise, False, f"{where}: the output shape is "
-                            f"{tuple(got.shape)}, expected {tuple(expected.shape)}; {hint}")
+                            f"{tuple(got.shape)}, expected {tuple(expected.shape)}; "
+                            f"{_shape_hint(got, expected, case)}")
         got_values = got.detach().to(expected.dtype)
         if not torch.equal(got_values, expected):
-            extra = out_channels - c
-            sub = x.detach()[:, :, ::stride, ::stride]
-            if extra and torch.equal(got_values, _pad_channels(sub, extra, 0)):
-                return Feedback(exercise, False, f"{where}: your zero channels come first. "
-                                "Option A here (and ShortcutA) keeps the input channels as "
-                                "channels 0..C_in-1 and puts the zeros after them.")
-            if extra and torch.equal(got_values, _pad_channels(sub, extra // 2,
-                                                                extra - extra // 2)):
-                return Feedback(exercise, False, f"{where}: you split the zeros between "
-                                "both ends. That works in a network too, but ShortcutA (and this "
-                                "exercise) appends all of them after the input channels.")
-            if stride > 1 and h % stride == 0 and w % stride == 0 and torch.allclose(
-                    got_values, _pad_channels(F.avg_pool2d(x.detach(), stride), 0, extra)):
-                return Feedback(exercise, False, f"{where}: you averaged {stride}x{stride} "
-                                "windows. Option A has no arithmetic at all: it keeps the "
-                                f"top-left pixel of each {stride}x{stride} window (x[:, :, "
-                                f"::{stride}, ::{stride}]), as a 1x1 convolution with stride "
-                                f"{stride} does.")
-            if stride > 1 and h % stride == 0 and w % stride == 0 and torch.equal(
-                    got_values, _pad_channels(F.max_pool2d(x.detach(), stride), 0, extra)):
-                return Feedback(exercise, False, f"{where}: you took the maximum of each "
-                                f"{stride}x{stride} window. Option A keeps the top-left pixel "
-                                f"of each window (x[:, :, ::{stride}, ::{stride}]), whatever its "
-                                "value, as a strided 1x1 convolution does.")
-            if stride > 1:
-                shifted = x.detach()[:, :, 1::stride, 1::stride]
-                if shifted.shape == sub.shape and torch.equal(
-                        got_values, _pad_channels(shifted, 0, extra)):
-                    return Feedback(exercise, False, f"{where}: you kept the pixels at "
-                                    f"positions 1, {1 + stride}, ...; start at 0 "
-                                    f"(x[:, :, ::{stride}, ::{stride}]), which is where a "
-                                    "padded strided convolution centres its outputs.")
-            if torch.equal(got_values[:, :c], expected[:, :c]):
-                return Feedback(exercise, False, f"{where}: the first {c} channels are right, "
-                                "but the added channels are not all zero. Option A pads with "
-                                "zeros, which is why it has no parameters.")
-            return Feedback(exercise, False, f"{where}: the shape is right but the values "
-                            "differ from ShortcutA (largest difference "
-                            f"{float((got_values - expected).abs().max()):.3g}). Keep every "
-                            f"stride-th pixel of every channel and append zero channels.")
+            mistake = _value_mistake(got_values, x, expected, case)
+            return Feedback(exercise, False, f"{where}: {mistake}")
         if not got.requires_grad:
             return Feedback(exercise, False, f"{where}: the values are right, but no gradient "
                             "can flow back to x (the output does not require grad). Build it from "
