@@ -17,8 +17,9 @@ One step per module, as nbgrader's preprocessors: :mod:`.markdown` (MyST fences)
 :mod:`.stubs` (solution cell -> stub), :mod:`.export`, :mod:`.master`, :mod:`.intake`
 (read, validate, match cells), :mod:`.rules` (static rules), :mod:`.tripwires` (run-time
 rules), :mod:`.kernel` and :mod:`.session` (the answering process), :mod:`.hygiene`
-(nothing outlives its notebook), :mod:`.remote` (stand-ins), :mod:`.grading`,
-:mod:`.report` (the sheet). The threat model is in book/teachers.md.
+(nothing outlives its notebook), :mod:`.remote` (stand-ins), :mod:`.probe` (the grader's
+own test of a class exercise), :mod:`.grading`, :mod:`.report` (the sheet). The threat
+model is in book/teachers.md.
 """
 from __future__ import annotations
 

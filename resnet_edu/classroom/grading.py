@@ -10,7 +10,10 @@ the exercises still standing, ask an answering process (``session``/``kernel``):
   verdict computed here;
 - the others (checks that need the student's module in the same process, like
   ``check_block``'s hooks): the check runs in the answering process, which holds nothing
-  but the answer's definitions; book/teachers.md describes what is left to trust there.
+  but the answer's definitions, and gives the feedback; for a class exercise the verdict
+  also needs the grader's own test of the class (``probe``: outputs, gradients and
+  running statistics on weights and inputs drawn here, compared here with a reference
+  built here). book/teachers.md describes what is left to trust.
 
 Every outcome, the grader's own failure included, becomes that notebook's rows.
 """
@@ -25,6 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from . import hygiene
 from .intake import Submission, chapter_by_name, find_answer, read_submission, take_in
 from .master import ChapterMaster, MasterExercise, load_masters
+from .probe import probe_class
 from .remote import MissingName, RemoteFunction, RuleBroken
 from .report import GradeRow
 from .rules import kept_code, policy_problems, rule_problems
@@ -95,8 +99,12 @@ class Runner:
                                         exercise=ex.id, names=list(ex.names), seed=seed)
             if "missing" in reply:
                 raise MissingName(str(reply["missing"]))
-            return _from_feedback(bool(reply["passed"]), bool(reply["solved"]),
-                                  float(reply["score"]), str(reply["message"]))
+            verdict = _from_feedback(bool(reply["passed"]), bool(reply["solved"]),
+                                     float(reply["score"]), str(reply["message"]))
+            if registered.probe is None or verdict[0] != "passed":
+                return verdict
+            problem = self.probe(ex, registered, seed, deadline)
+            return ("failed", 0.0, problem) if problem else verdict
         except WorkerGone as gone:
             self.worker = None               # closed already: the next exercise starts anew
             if gone.status == "timeout":     # the exercise's limit, not what was left of it
@@ -111,6 +119,18 @@ class Runner:
             return "rule", 0.0, (f"while it ran, your code {' and '.join(broken.what)}, which "
                                  f"this exercise does not allow." + (f" Rule: {why}" if why
                                                                       else ""))
+
+
+    def probe(self, ex: MasterExercise, registered, seed: int, deadline: Deadline) -> str:
+        """The grader's own test of the class (``probe``): "" when it agrees."""
+        name = ex.names[0]
+
+        def ask(op: str, **fields) -> dict:
+            return self.worker.request(op, deadline.left(), space=ex.id, name=name,
+                                       forbidden=tuple(registered.rules.forbidden),
+                                       no_modules=bool(registered.rules.no_modules), **fields)
+
+        return probe_class(registered.probe, ask, name, seed)
 
 
 def _load_failed(error: dict) -> Verdict:

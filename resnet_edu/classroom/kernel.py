@@ -5,12 +5,18 @@ the checks (``session.py``). It reads requests from a pipe (written by the grade
 ``torch.save``; the grader is trusted) and answers each with ``torch.save`` of plain data
 only (tensors, numbers, strings, lists, dicts), which the grader reads back with
 ``torch.load(weights_only=True)``: nothing this process sends can carry code. It never
-sends a verdict the grader trusts, except for the
-"check" request of exercises that must run next to the answer (see book/teachers.md).
+sends a verdict the grader trusts alone: the "check" request of an exercise that must run
+next to the answer writes the feedback, and the grader's own test of the class
+(``probe.py``) must agree (see book/teachers.md).
 
 Requests: ``load`` (run the kept answer code after a fixed prelude), ``call`` (call one
 of the answer's names with the grader's arguments, behind the exercise's tripwires),
-``check`` (run a whole check here, for exercises that are not ``observe``-able).
+``vjp`` (the gradient of the latest call's result with respect to its arguments that
+require grad, for a grader that differentiates through a call), ``check`` (run a whole
+check here, for exercises that are not ``observe``-able), and for those exercises' classes
+``build`` (construct the class, report its state_dict) and ``run`` (construct it afresh,
+load the grader's weights, run forward and backward on the grader's input, report what
+came out: :func:`run_module`).
 """
 from __future__ import annotations
 
@@ -90,6 +96,8 @@ def _load(request, spaces) -> dict:
 
 
 def _call(request, spaces) -> dict:
+    import torch
+
     from .tripwires import tripwires
 
     namespace = spaces.get(request["space"], {})
@@ -103,8 +111,95 @@ def _call(request, spaces) -> dict:
             value, error = None, describe(exc)
         else:
             error = None
+    inputs = _grad_inputs(request["args"])
+    differentiable = isinstance(value, torch.Tensor) and value.requires_grad and bool(inputs)
+    if differentiable:
+        _GRAPHS[request["space"]] = (request["nonce"], value, inputs)
     return {"value": plain(value), "error": error, "tripped": sorted(tripped),
-            "after": [_after(a) for a in request["args"]]}
+            "after": [_after(a) for a in request["args"]], "differentiable": differentiable}
+
+
+_GRAPHS: dict = {}   # space -> (nonce, result, inputs) of its latest differentiable call
+
+
+def _grad_inputs(args) -> list:
+    import torch
+
+    return [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+
+
+def _vjp(request, spaces) -> dict:
+    import torch
+
+    from .tripwires import tripwires
+
+    nonce, value, inputs = _GRAPHS.get(request["space"], (None, None, []))
+    if nonce != request["call"]:
+        return {"error": describe(RuntimeError("the grader can only differentiate the result "
+                                               "of the latest call")), "grads": []}
+    with tripwires(request.get("forbidden", ()), request.get("no_modules", False)) as tripped:
+        try:
+            grads = torch.autograd.grad(value, inputs, request["grad"], allow_unused=True)
+        except Exception as exc:  # noqa: BLE001 - the student's backward failed: report it
+            grads, error = [None] * len(inputs), describe(exc)
+        else:
+            error = None
+    return {"grads": [plain(g) for g in grads], "error": error, "tripped": sorted(tripped)}
+
+
+def run_module(module, state: dict, training: bool, x, grad_output, stage: list) -> dict:
+    """Load ``state`` (strictly), set the mode, run ``x`` forward (as a non-leaf tensor,
+    as inside a network) and ``grad_output`` backward; return the output, the gradient of
+    the input, each parameter's gradient and the state_dict afterwards (the running
+    statistics). ``stage`` names the step under way, for the error message. The grader
+    runs its reference through this function too."""
+    import torch
+
+    stage[:] = ["loading the grader's weights with load_state_dict(strict=True)"]
+    module.load_state_dict(state, strict=True)
+    module.train(training)
+    stage[:] = ["the forward pass"]
+    leaf = x.detach().clone().requires_grad_(True)
+    out = module(leaf.clone())
+    stage[:] = ["the backward pass"]
+    if isinstance(out, torch.Tensor) and out.requires_grad and out.shape == grad_output.shape:
+        out.backward(grad_output)
+    return {"output": out, "input_grad": leaf.grad,
+            "grads": {n: p.grad for n, p in module.named_parameters()},
+            "state": module.state_dict()}
+
+
+def _construct(request, spaces, run: bool) -> dict:
+    import torch
+
+    from .tripwires import tripwires
+
+    namespace = spaces.get(request["space"], {})
+    if request["name"] not in namespace:
+        return {"missing": request["name"]}
+    stage = ["building the class"]
+    with tripwires(request.get("forbidden", ()), request.get("no_modules", False)) as tripped:
+        try:
+            module = namespace[request["name"]](*request["args"], **request["kwargs"])
+            if not isinstance(module, torch.nn.Module):
+                reply = {"not_module": type(module).__name__}
+            elif run:
+                reply = {"seen": plain(run_module(module, request["state"], request["training"],
+                                                  request["x"], request["grad_output"], stage))}
+            else:
+                reply = {"state": plain(dict(module.state_dict()))}
+        except Exception as exc:  # noqa: BLE001 - the student's class failed: report it
+            reply = {"error": describe(exc), "stage": stage[0]}
+    reply["tripped"] = sorted(tripped)
+    return reply
+
+
+def _build(request, spaces) -> dict:
+    return _construct(request, spaces, run=False)
+
+
+def _run(request, spaces) -> dict:
+    return _construct(request, spaces, run=True)
 
 
 def _check(request, spaces) -> dict:
@@ -120,7 +215,8 @@ def _check(request, spaces) -> dict:
             "solved": bool(feedback.solved), "message": str(feedback.message)}
 
 
-HANDLERS = {"load": _load, "call": _call, "check": _check}
+HANDLERS = {"load": _load, "call": _call, "vjp": _vjp, "check": _check, "build": _build,
+            "run": _run}
 
 
 def serve(conn, cwd: str, threads: int) -> None:

@@ -6,7 +6,9 @@ these stand-ins in place of the student's objects: the check draws the inputs (f
 seed chosen at grading time), computes the references, and decides. The student's
 function receives copies of the inputs; what it returns (or raises), and what it did to
 its arguments (tensors changed in place, a module's state, training flags and leftover
-hooks), are copied back as plain data.
+hooks), are copied back as plain data. A result that depends on arguments that require
+grad comes back differentiable: its backward asks the answering process for the gradient
+(``vjp``), so a check may call ``backward()`` on it as on the student's own result.
 """
 from __future__ import annotations
 
@@ -82,6 +84,42 @@ def _copy_back(arg, after) -> None:
                 modules[name].register_forward_hook(lambda *a: None)
 
 
+def raise_for(reply: dict, name: str) -> None:
+    """Raise what a reply of the answering process says beyond the student's own
+    exception: the name is missing, or a tripwire fired."""
+    if "missing" in reply:
+        raise MissingName(name)
+    if reply.get("tripped"):
+        raise RuleBroken(list(reply["tripped"]))
+
+
+def _wire(arg):
+    """A tensor argument as sent: detached, a leaf that requires grad as the original."""
+    import torch
+
+    if isinstance(arg, torch.Tensor):
+        return arg.detach().requires_grad_(arg.requires_grad)
+    return arg
+
+
+def _differentiable(stand_in: "RemoteFunction", call: str, value, args):
+    """``value`` attached to the tensors of ``args`` that require grad: its backward asks
+    the answering process for their gradients (the result of call ``call``)."""
+    import torch
+
+    class RemoteResult(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, result, *inputs):
+            return result.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            return (None, *stand_in.vjp(call, grad, inputs))
+
+    inputs = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+    return RemoteResult.apply(value, *inputs)
+
+
 class RemoteFunction:
     """Calls ``name`` in the answering process (see the module's docstring)."""
 
@@ -89,15 +127,29 @@ class RemoteFunction:
         self.worker, self.space, self.name = worker, space, name
         self.rules, self.deadline = rules, deadline
 
+    def _ask(self, op: str, **fields) -> dict:
+        reply = self.worker.request(op, self.deadline.left(), space=self.space, name=self.name,
+                                    forbidden=tuple(self.rules.forbidden),
+                                    no_modules=bool(self.rules.no_modules), **fields)
+        raise_for(reply, self.name)
+        return reply
+
+    def vjp(self, call: str, grad, inputs) -> list:
+        """The gradients of ``inputs`` (the call's arguments that require grad) given the
+        gradient ``grad`` of its result, computed where the student's code runs."""
+        import torch
+
+        reply = self._ask("vjp", call=call, grad=grad.detach())
+        if reply.get("error"):
+            raise rebuild_exception(reply["error"])
+        grads = list(reply.get("grads", []))
+        return [g if isinstance(g, torch.Tensor) and g.shape == x.shape and g.dtype == x.dtype
+                else None for g, x in zip(grads + [None] * len(inputs), inputs)]
+
     def __call__(self, *args, **kwargs):
-        reply = self.worker.request(
-            "call", self.deadline.left(), space=self.space, name=self.name, args=list(args),
-            kwargs=kwargs, forbidden=tuple(self.rules.forbidden),
-            no_modules=bool(self.rules.no_modules))
-        if "missing" in reply:
-            raise MissingName(self.name)
-        if reply.get("tripped"):
-            raise RuleBroken(list(reply["tripped"]))
+        import torch
+
+        reply = self._ask("call", args=[_wire(a) for a in args], kwargs=kwargs)
         for arg, after in zip(args, reply.get("after", [])):
             _copy_back(arg, after)
         if reply.get("error"):
@@ -109,4 +161,6 @@ class RemoteFunction:
                             "read: return tensors, numbers, strings or lists of them")
             exc.student_where = ""
             raise exc
+        if reply.get("differentiable") and isinstance(value, torch.Tensor):
+            return _differentiable(self, reply["nonce"], value, args)
         return value

@@ -21,7 +21,9 @@ check never reseeds the student's generators. ``register`` declares, beside the 
 how the grader runs it (``observe=True``: the student's objects are called from the
 grader's process through ``resnet_edu.classroom.remote``, so the verdict is computed
 by the grader; otherwise the whole check runs next to the answer in a fresh process),
-the points it is worth and the :class:`~._kit.Rules` its answer must follow.
+the points it is worth, the :class:`~._kit.Rules` its answer must follow and, for a
+class exercise, the :class:`~._kit.ModuleProbe` with which the grader tests the class
+itself (the verdict needs the check *and* the probe).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Tuple
 
-from ._kit import NO_RULES, Rules, isolated_random_state
+from ._kit import NO_RULES, ModuleProbe, Rules, isolated_random_state
 
 
 @dataclass
@@ -67,6 +69,7 @@ class Exercise:
     points: float = 1.0             # what the exercise is worth on the grade sheet
     observe: bool = False           # the grader calls the objects remotely (see above)
     rules: Rules = NO_RULES         # what the answer may not use
+    probe: Optional[ModuleProbe] = None   # the grader's own test of a class (see above)
 
 
 REGISTRY: Dict[str, Exercise] = {}
@@ -74,20 +77,26 @@ _LOADED = False
 
 
 def register(exercise_id: str, names: Tuple[str, ...] | list, title: str = "", *,
-             points: float = 1.0, observe: bool = False, rules: Rules = NO_RULES):
+             points: float = 1.0, observe: bool = False, rules: Rules = NO_RULES,
+             probe: Optional[ModuleProbe] = None):
     """Decorator: register ``func(*objects)`` as the check of ``exercise_id``.
 
     The function returns a :class:`Feedback` (or a ``(passed, message)`` pair).
     ``observe=True`` is for checks that only *call* the student's objects with
     arguments and read back plain values (tensors, numbers, lists, exceptions).
+    ``probe`` is for the other checks of a class: the grader also runs the class itself
+    (:class:`~._kit.ModuleProbe`).
     """
     def decorate(func):
         if exercise_id in REGISTRY:
             raise ValueError(f"exercise id {exercise_id!r} is registered twice")
         if points <= 0:
             raise ValueError(f"exercise {exercise_id!r}: points must be positive")
+        if observe and probe is not None:
+            raise ValueError(f"exercise {exercise_id!r}: an observe check calls the objects "
+                             f"from the grader already; a probe is for in-process checks")
         REGISTRY[exercise_id] = Exercise(exercise_id, tuple(names), func, title,
-                                         float(points), bool(observe), rules)
+                                         float(points), bool(observe), rules, probe)
         return func
     return decorate
 

@@ -12,6 +12,11 @@
   while the student's function runs.
 - **Cases and mistakes.** :func:`first_mistake` runs a catalogue of known mistakes, each
   a reference computed another way, and names the first one the student's output matches.
+- **Probes.** :class:`ModuleProbe` declares, beside a class exercise's check, a reference
+  module the grader builds in its own process: the grader runs the student's class in
+  the answering process on weights and inputs it draws at grading time and compares
+  outputs, gradients and running statistics itself (``resnet_edu.classroom.probe``).
+  :func:`randomise_` draws the weights and BatchNorm statistics.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence, Tuple
 
 import torch
+from torch import nn
 
 _state = threading.local()          # the salt of the check running on this thread
 
@@ -115,3 +121,51 @@ def first_mistake(got, case: Sequence, mistakes: Sequence[Mistake],
         except (ValueError, RuntimeError, TypeError):   # a mistake that does not apply
             continue
     return None
+
+
+def randomise_(module: nn.Module, generator: torch.Generator) -> None:
+    """Random weights and BatchNorm statistics, so that no layer is trivially the identity:
+    variances and BN gammas in [0.5, ...), convolution weights He-sized, the rest N(0, 1)."""
+    with torch.no_grad():
+        for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+            if not tensor.is_floating_point():
+                continue
+            values = torch.randn(tensor.shape, generator=generator)
+            if name.endswith("running_var") or (name.endswith("weight") and tensor.dim() == 1):
+                values = values.abs() + 0.5                     # variances and BN gammas > 0
+            elif tensor.dim() == 4:                              # conv weights: He-sized
+                values = values * (2.0 / tensor[0].numel()) ** 0.5
+            tensor.copy_(values)
+
+
+@dataclass(frozen=True)
+class ModuleProbe:
+    """The grader's own test of a class exercise (a module the check must hold in-process).
+
+    ``reference(*args, **kwargs)`` builds, in the grader's process, the module the
+    student's ``cls(*args, **kwargs)`` must equal; ``cases`` lists ``(args, input_shape)``
+    or ``(args, input_shape, kwargs)``, the constructor calls and input shapes the check
+    itself uses. The student's state_dict must have the reference's keys and shapes, except
+    that the keys under ``renamable`` (a layer the exercise does not name, e.g. a
+    shortcut) may sit under another name. Outputs, gradients and running statistics are
+    compared with ``torch.allclose`` and the check's own tolerances (``atol`` in units of
+    the tensor's largest entry when that exceeds 1: weight gradients sum over the batch).
+    ``reference_name`` names the reference in the feedback.
+    """
+
+    reference: Callable[..., nn.Module]
+    cases: Tuple[tuple, ...]
+    reference_name: str
+    renamable: str = ""
+    rtol: float = 1e-4
+    atol: float = 1e-5
+
+    def __post_init__(self):
+        if not self.cases or any(len(c) not in (2, 3) for c in self.cases):
+            raise ValueError("ModuleProbe cases are (args, input_shape) or (args, input_shape, "
+                             f"kwargs) tuples, at least one; got {self.cases!r}")
+
+    def calls(self) -> Iterator[Tuple[tuple, dict, Tuple[int, ...]]]:
+        """``(args, kwargs, input_shape)`` of every case."""
+        for case in self.cases:
+            yield tuple(case[0]), dict(case[2]) if len(case) == 3 else {}, tuple(case[1])

@@ -19,24 +19,10 @@ import torch
 from torch import nn
 
 from . import Feedback, register
-from ._kit import OWN_BLOCK, generator, manual_seed
+from ._kit import OWN_BLOCK, ModuleProbe, generator, manual_seed, randomise_
 
 EXERCISE = "ch04-preact-block"
 _CHANNELS = (4, 8)
-
-
-def _randomise_(block: nn.Module, generator: torch.Generator) -> None:
-    """Random weights and BatchNorm statistics, so that no layer is trivially the identity."""
-    with torch.no_grad():
-        for name, tensor in list(block.named_parameters()) + list(block.named_buffers()):
-            if not tensor.is_floating_point():
-                continue
-            values = torch.randn(tensor.shape, generator=generator)
-            if name.endswith("running_var") or (name.endswith("weight") and tensor.dim() == 1):
-                values = values.abs() + 0.5                     # variances and BN gammas > 0
-            elif tensor.dim() == 4:                              # conv weights: He-sized
-                values = values * (2.0 / tensor[0].numel()) ** 0.5
-            tensor.copy_(values)
 
 
 def _key_problem(student: nn.Module, reference: nn.Module) -> str:
@@ -101,8 +87,16 @@ def _build(cls, channels):
     return cls(channels)
 
 
+def _package_block(channels: int) -> nn.Module:
+    from ..blocks import PreActBlock
+
+    return PreActBlock(channels, channels)
+
+
 @register(EXERCISE, names=["PreActResidualBlock"], title="A pre-activation residual block",
-          rules=OWN_BLOCK)
+          rules=OWN_BLOCK,
+          probe=ModuleProbe(_package_block, tuple(((c,), (4, c, 5, 6)) for c in _CHANNELS),
+                            "resnet_edu's PreActBlock"))
 def _check_preact_block(PreActResidualBlock) -> Feedback:
     with torch.random.fork_rng(devices=[]):      # checking never moves the global RNG
         manual_seed(4)
@@ -129,7 +123,7 @@ def _compare_with_package(PreActResidualBlock) -> Feedback:
         problem = _key_problem(block, reference)
         if problem:
             return Feedback(EXERCISE, False, f"In {where}: {problem}")
-        _randomise_(block, g)
+        randomise_(block, g)
         reference.load_state_dict(block.state_dict())
         x = torch.randn(4, channels, 5, 6, generator=g)        # negative entries included
         for mode in ("training", "evaluation"):

@@ -12,9 +12,10 @@ import copy
 import torch
 from torch import nn
 
+from ..blocks import BasicBlock
 from ..diagnostics import check_block
 from . import Feedback, register
-from ._kit import OWN_BLOCK, generator, manual_seed
+from ._kit import OWN_BLOCK, ModuleProbe, generator, manual_seed
 
 
 def _short(report) -> str:
@@ -56,9 +57,16 @@ def _needs_attributes(block, names, exercise):
 
 
 # ----------------------------------------------------------------------------- fix the post
+# the grader's own test (classroom.probe): the check's constructor calls and input shapes;
+# the exercise does not name the shortcut, so its parameters may sit under any name
+_FIX_PROBE = ModuleProbe(BasicBlock, (((8, 8), (2, 8, 6, 6)), ((3, 16), (2, 3, 6, 6)),
+                                      ((8, 16), (2, 8, 6, 6), {"stride": 2})),
+                         "resnet_edu's BasicBlock", renamable="downsample", rtol=1e-5)
+
+
 @register("ch05-fix-the-post", names=["FixedResidualBlock"],
           title="Repair the original post's block",
-          rules=OWN_BLOCK)
+          rules=OWN_BLOCK, probe=_FIX_PROBE)
 def _check_fix_the_post(FixedResidualBlock) -> Feedback:
     ex = "ch05-fix-the-post"
     manual_seed(0)
@@ -109,8 +117,6 @@ class _UnusedShortcut(nn.Module):
 
     def __init__(self):
         super().__init__()
-        from ..blocks import BasicBlock
-
         self.body = BasicBlock(4, 4)
         self.projection = nn.Conv2d(4, 4, 1, bias=False)
 
@@ -122,7 +128,7 @@ class _UnusedShortcut(nn.Module):
           title="A unit test that would have caught the post's bug", observe=True)
 def _check_gradient_test(assert_all_parameters_learn) -> Feedback:
     ex = "ch05-gradient-test"
-    from ..blocks import BasicBlock, Bottleneck
+    from ..blocks import Bottleneck
     from ..original import ResidualBlockListing1, ResidualBlockListing2
 
     manual_seed(0)
@@ -180,12 +186,15 @@ def block_in(block) -> int:
 
 
 # ----------------------------------------------------------------------------- find the bug
+def _basic_block(channels: int) -> BasicBlock:
+    return BasicBlock(channels, channels)
+
+
 @register("ch05-find-the-bug", names=["DebuggedBlock"], title="Find the bugs",
-          rules=OWN_BLOCK)
+          rules=OWN_BLOCK, probe=ModuleProbe(_basic_block, (((8,), (4, 8, 6, 6)),),
+                                             "resnet_edu's BasicBlock", rtol=1e-5))
 def _check_find_the_bug(DebuggedBlock) -> Feedback:
     ex = "ch05-find-the-bug"
-    from ..blocks import BasicBlock
-
     manual_seed(0)
     block = DebuggedBlock(8)
     _run_once(block, (2, 8, 6, 6))

@@ -99,7 +99,7 @@ def _value_mistake(got_values: torch.Tensor, x: torch.Tensor, expected: torch.Te
             f"stride-th pixel of every channel and append zero channels.")
 
 
-@register("ch06-shortcut-a", names=["shortcut_a"], title="Option A by hand",
+@register("ch06-shortcut-a", names=["shortcut_a"], title="Option A by hand", observe=True,
           rules=Rules(forbidden=("resnet_edu",), forbidden_imports=("resnet_edu",),
                       why="Use only tensor operations (no `ShortcutA`)."))
 def _check_shortcut_a(shortcut_a) -> Feedback:

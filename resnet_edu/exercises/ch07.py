@@ -17,7 +17,7 @@ from torch import nn
 from ..blocks import Bottleneck
 from ..stats import count_parameters
 from . import Feedback, register
-from ._kit import OWN_BLOCK, generator
+from ._kit import OWN_BLOCK, ModuleProbe, generator
 
 # (in_channels, width, stride): identity shortcut, projections, a stride of 2
 _BOTTLENECK_CASES = [
@@ -64,7 +64,10 @@ def _mistakes(reference: Bottleneck, x: torch.Tensor):
 
 
 @register("ch07-bottleneck-block", names=["MyBottleneck"], title="A bottleneck block",
-          rules=OWN_BLOCK)
+          rules=OWN_BLOCK,
+          probe=ModuleProbe(Bottleneck, tuple(((i, w, s), (2, i) + (9 if s > 1 else 6,) * 2)
+                                              for i, w, s in _BOTTLENECK_CASES),
+                            "resnet_edu's Bottleneck"))
 def _check_bottleneck(MyBottleneck) -> Feedback:
     with torch.random.fork_rng():      # building blocks draws random weights: keep the
         return _check(MyBottleneck)    # notebook's random stream as it was

@@ -19,24 +19,57 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import Feedback, register
+from ._kit import ModuleProbe
 
 EXERCISE = "ch10-relu-only-preact"
 _KEYS = {f"{layer}.{name}" for layer in ("bn1", "bn2")
          for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
 _KEYS |= {"conv1.weight", "conv2.weight"}
+_SHAPES = ((8, 8, 1), (8, 16, 2))          # (in_channels, out_channels, stride)
+
+
+def _fig_4d(x: torch.Tensor, conv1, bn1, conv2, bn2, stride: int,
+            out_channels: int) -> torch.Tensor:
+    """Fig. 4(d) from its four layers (callables): x + bn2(conv2(relu(bn1(conv1(relu(x)))))),
+    the shortcut of option A (every stride-th pixel, zero channels appended)."""
+    out = bn2(conv2(torch.relu(bn1(conv1(torch.relu(x))))))
+    shortcut = x[:, :, ::stride, ::stride]
+    shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, out_channels - x.shape[1]))
+    return out + shortcut
 
 
 def _reference(sd: dict, x: torch.Tensor, stride: int, out_channels: int,
                training: bool) -> torch.Tensor:
     """Fig. 4(d) from the state_dict: x + BN(conv(ReLU(BN(conv(ReLU(x))))))."""
-    def bn(t, p):
+    def bn(p):
         mean, var = (None, None) if training else (sd[p + "running_mean"], sd[p + "running_var"])
-        return F.batch_norm(t, mean, var, sd[p + "weight"], sd[p + "bias"], training=training)
-    out = F.conv2d(torch.relu(x), sd["conv1.weight"], stride=stride, padding=1)
-    out = bn(F.conv2d(torch.relu(bn(out, "bn1.")), sd["conv2.weight"], padding=1), "bn2.")
-    shortcut = x[:, :, ::stride, ::stride]
-    shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, out_channels - x.shape[1]))
-    return out + shortcut
+        return lambda t: F.batch_norm(t, mean, var, sd[p + "weight"], sd[p + "bias"],
+                                      training=training)
+
+    def conv(key, step):
+        return lambda t: F.conv2d(t, sd[key], stride=step, padding=1)
+
+    return _fig_4d(x, conv("conv1.weight", stride), bn("bn1."), conv("conv2.weight", 1),
+                   bn("bn2."), stride, out_channels)
+
+
+class ReLUOnlyPreActReference(nn.Module):
+    """Fig. 4(d) with real layers: the grader's reference (its ``ModuleProbe``), whose
+    gradients and running statistics are those of ``nn.Conv2d`` and ``nn.BatchNorm2d``."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        from ..blocks import conv3x3
+
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.stride, self.out_channels = stride, out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _fig_4d(x, self.conv1, self.bn1, self.conv2, self.bn2, self.stride,
+                       self.out_channels)
 
 
 def _randomise_(block: nn.Module, generator: torch.Generator) -> None:
@@ -89,7 +122,11 @@ def _zero_initialised(cls) -> nn.Module:
     return block.eval()
 
 
-@register(EXERCISE, names=["ReLUOnlyPreActBlock"], title="ReLU-only pre-activation")
+@register(EXERCISE, names=["ReLUOnlyPreActBlock"], title="ReLU-only pre-activation",
+          probe=ModuleProbe(ReLUOnlyPreActReference, tuple((shape, (4, 8, 6, 6)) for shape in
+                                                           _SHAPES),
+                            "a reference block of Fig. 4(d)", atol=1e-4,
+                            rtol=1e-5))
 def _check_relu_only_preact(cls) -> Feedback:
     from ..blocks import check_block_class
     from ..models import CifarResNet
@@ -97,7 +134,7 @@ def _check_relu_only_preact(cls) -> Feedback:
         check_block_class(cls)
     except TypeError as error:
         return Feedback(EXERCISE, False, str(error))
-    for shape in ((8, 8, 1), (8, 16, 2)):
+    for shape in _SHAPES:
         problem = _compare(cls, *shape)
         if problem:
             return Feedback(EXERCISE, False, problem)

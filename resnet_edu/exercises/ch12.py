@@ -82,7 +82,8 @@ def _diagnose(got: int, case) -> str:
             "W_out x C_out x C_in x k x k for the forward pass, twice that for the backward")
 
 
-@register(EXERCISE, names=["block_training_flops"], title="A block's training FLOPs by hand")
+@register(EXERCISE, names=["block_training_flops"], title="A block's training FLOPs by hand",
+          observe=True)
 def _check_block_flops(block_training_flops) -> Feedback:
     for case in _CASES:
         expected = measured_flops(*case)

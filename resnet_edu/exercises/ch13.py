@@ -83,7 +83,7 @@ def _diagnose(mean, var, means, variances, counts, whole) -> str:
 
 
 @register(EXERCISE, names=["combine_batch_stats"],
-          title="SyncBatchNorm's statistics from each process's")
+          title="SyncBatchNorm's statistics from each process's", observe=True)
 def _check_combine_batch_stats(combine_batch_stats) -> Feedback:
     g = torch.Generator().manual_seed(13)
     for sizes in _CASES:
