@@ -24,7 +24,7 @@ import contextlib
 import random
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Sequence, Tuple
+from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -105,10 +105,19 @@ OWN_BLOCK = Rules(forbidden=_BOOK_BLOCKS, forbidden_imports=_BOOK_BLOCKS,
 
 @dataclass(frozen=True)
 class Mistake:
-    """A known wrong answer: ``expected(*case)`` computes it, ``hint`` explains it."""
+    """A known wrong answer: ``expected(*case)`` computes it, ``hint`` explains it.
+
+    ``hint`` is a sentence, or a function of the case that writes it (``hint(*case)``);
+    ``same`` replaces the check's comparison for this mistake (e.g. a looser tolerance,
+    or one that looks at one part of the answer only).
+    """
 
     expected: Callable
-    hint: str
+    hint: Union[str, Callable[..., str]]
+    same: Optional[Callable[[object, object], bool]] = None
+
+    def explain(self, *case) -> str:
+        return self.hint(*case) if callable(self.hint) else self.hint
 
 
 def first_mistake(got, case: Sequence, mistakes: Sequence[Mistake],
@@ -116,7 +125,7 @@ def first_mistake(got, case: Sequence, mistakes: Sequence[Mistake],
     """The first mistake of the catalogue whose output ``got`` matches, or None."""
     for mistake in mistakes:
         try:
-            if same(got, mistake.expected(*case)):
+            if (mistake.same or same)(got, mistake.expected(*case)):
                 return mistake
         except (ValueError, RuntimeError, TypeError):   # a mistake that does not apply
             continue
@@ -169,3 +178,106 @@ class ModuleProbe:
         """``(args, kwargs, input_shape)`` of every case."""
         for case in self.cases:
             yield tuple(case[0]), dict(case[2]) if len(case) == 3 else {}, tuple(case[1])
+
+
+class WrongForm(Exception):
+    """Raised by a :class:`FunctionCheck`'s ``read`` when the answer has the wrong type or
+    shape; its message, after the case's description, is the feedback."""
+
+
+def _as_returned(got, expected, case):
+    return got
+
+
+def _after_colon(where: str, got, expected, hint: str) -> str:
+    return f"{where}: {hint}"
+
+
+@dataclass(frozen=True)
+class FunctionCheck:
+    """A function exercise, declared: its cases, its reference and its known mistakes.
+
+    For each case, ``make_inputs(case, generator)`` draws the arguments (one generator
+    from ``generator(seed)`` serves all the cases, in order); the student's function is
+    called with them, those named in ``by_name`` passed by keyword; ``reference(*args)``
+    computes the right answer. Then, in this order:
+
+    - ``in_place`` (a sentence): when set, a tensor argument the function changed in
+      place fails the case (``names`` quotes the arguments); when empty, the arguments
+      are the check's own copies and the function may do what it likes with them;
+    - ``read(got, expected, case)``: the answer in comparable form (e.g. as the
+      reference's dtype), or :class:`WrongForm` with what is wrong with its type or shape;
+    - ``same(value, expected)``: right or not. When wrong, the first of ``mistakes``
+      (each computed from the same arguments) that ``value`` matches gives the hint,
+      else ``differs(value, expected, args)`` does; ``say(where, value, expected, hint)``
+      writes the feedback (by default ``"{where}: {hint}"``, ``where`` from ``describe``);
+    - ``then(got, args, case)``: a last test once the values are right (e.g. gradients),
+      returning what is wrong or None.
+
+    The function is only called with tensors and numbers and its answer only read, so
+    the check works unchanged on the grader's stand-in (``observe=True``).
+    """
+
+    cases: Tuple
+    make_inputs: Callable[[object, torch.Generator], tuple]
+    reference: Callable[..., object]
+    same: Callable[[object, object], bool]
+    describe: Callable[[object], str]
+    differs: Callable[[object, object, tuple], str]
+    success: str
+    mistakes: Tuple[Mistake, ...] = ()
+    read: Callable[[object, object, object], object] = _as_returned
+    say: Callable[[str, object, object, str], str] = _after_colon
+    names: Tuple[str, ...] = ()
+    by_name: Tuple[str, ...] = ()
+    in_place: str = ""
+    then: Optional[Callable[[object, tuple, object], Optional[str]]] = None
+    seed: int = 0
+
+
+def _call(spec: FunctionCheck, function, args: tuple):
+    """``function(*args)`` with the arguments named in ``spec.by_name`` passed by keyword."""
+    positional = [a for n, a in zip(spec.names, args) if n not in spec.by_name]
+    positional += list(args[len(spec.names):])
+    named = {n: a for n, a in zip(spec.names, args) if n in spec.by_name}
+    return function(*positional, **named)
+
+
+def _changed(spec: FunctionCheck, args: tuple, before: list) -> Optional[str]:
+    for name, arg, old in zip(spec.names, args, before):
+        if old is not None and not torch.equal(arg.detach(), old):
+            return f"your function changed its input `{name}` in place. {spec.in_place}"
+    return None
+
+
+def _case_problem(spec: FunctionCheck, function, case, args: tuple) -> Optional[str]:
+    """What is wrong with the function's answer on one case, or None."""
+    where = spec.describe(case)
+    expected = spec.reference(*args)
+    before = [a.detach().clone() if isinstance(a, torch.Tensor) else None for a in args]
+    got = _call(spec, function, args)
+    changed = _changed(spec, args, before) if spec.in_place else None
+    if changed:
+        return f"{where}: {changed}"
+    try:
+        value = spec.read(got, expected, case)
+    except WrongForm as wrong:
+        return f"{where}: {wrong}"
+    if not spec.same(value, expected):
+        mistake = first_mistake(value, args, spec.mistakes, spec.same)
+        hint = mistake.explain(*args) if mistake else spec.differs(value, expected, args)
+        return spec.say(where, value, expected, hint)
+    problem = spec.then(got, args, case) if spec.then else None
+    return f"{where}: {problem}" if problem else None
+
+
+def run_function_check(spec: FunctionCheck, function) -> Tuple[bool, str]:
+    """Run ``spec`` on the student's ``function``: ``(passed, message)``, the first failing
+    case's feedback or ``spec.success``. Exceptions of the function propagate to
+    ``check()``, which reports them."""
+    inputs = generator(spec.seed)
+    for case in spec.cases:
+        problem = _case_problem(spec, function, case, tuple(spec.make_inputs(case, inputs)))
+        if problem:
+            return False, problem
+    return True, spec.success

@@ -6,12 +6,14 @@
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
 from ..blocks import ShortcutA
-from . import Feedback, register
-from ._kit import Rules, generator
+from . import register
+from ._kit import FunctionCheck, Mistake, Rules, WrongForm, run_function_check
 
 # (N, C_in, H, W, out_channels, stride): identity first, then growing difficulty
 _SHORTCUT_CASES = [
@@ -24,9 +26,17 @@ _SHORTCUT_CASES = [
 ]
 
 
+def _draw(case, g: torch.Generator) -> tuple:
+    """The arguments of one case: ``(x, out_channels, stride)``, x requiring grad."""
+    n, c, h, w, out_channels, stride = case
+    x = torch.randn(n, c, h, w, generator=g, dtype=torch.float64, requires_grad=True)
+    return x, out_channels, stride
+
+
 def _describe(case) -> str:
     n, c, h, w, out_channels, stride = case
-    return f"x of shape ({n}, {c}, {h}, {w}) with out_channels={out_channels}, stride={stride}"
+    return (f"On x of shape ({n}, {c}, {h}, {w}) with out_channels={out_channels}, "
+            f"stride={stride}")
 
 
 def _pad_channels(x: torch.Tensor, front: int, back: int) -> torch.Tensor:
@@ -53,90 +63,104 @@ def _shape_hint(got: torch.Tensor, expected: torch.Tensor, case) -> str:
     return hint
 
 
-def _value_mistake(got_values: torch.Tensor, x: torch.Tensor, expected: torch.Tensor,
-                   case) -> str:
-    """Which known mistake explains wrong values of the right shape (or what differs)."""
-    _, c, h, w, out_channels, stride = case
-    extra = out_channels - c
-    sub = x.detach()[:, :, ::stride, ::stride]
-    if extra and torch.equal(got_values, _pad_channels(sub, extra, 0)):
-        return ("your zero channels come first. "
-                "Option A here (and ShortcutA) keeps the input channels as "
-                "channels 0..C_in-1 and puts the zeros after them.")
-    if extra and torch.equal(got_values, _pad_channels(sub, extra // 2,
-                                                        extra - extra // 2)):
-        return ("you split the zeros between "
-                "both ends. That works in a network too, but ShortcutA (and this "
-                "exercise) appends all of them after the input channels.")
-    if stride > 1 and h % stride == 0 and w % stride == 0 and torch.allclose(
-            got_values, _pad_channels(F.avg_pool2d(x.detach(), stride), 0, extra)):
-        return (f"you averaged {stride}x{stride} "
-                "windows. Option A has no arithmetic at all: it keeps the "
-                f"top-left pixel of each {stride}x{stride} window (x[:, :, "
-                f"::{stride}, ::{stride}]), as a 1x1 convolution with stride "
-                f"{stride} does.")
-    if stride > 1 and h % stride == 0 and w % stride == 0 and torch.equal(
-            got_values, _pad_channels(F.max_pool2d(x.detach(), stride), 0, extra)):
-        return (f"you took the maximum of each "
-                f"{stride}x{stride} window. Option A keeps the top-left pixel "
-                f"of each window (x[:, :, ::{stride}, ::{stride}]), whatever its "
-                "value, as a strided 1x1 convolution does.")
-    if stride > 1:
-        shifted = x.detach()[:, :, 1::stride, 1::stride]
-        if shifted.shape == sub.shape and torch.equal(
-                got_values, _pad_channels(shifted, 0, extra)):
-            return ("you kept the pixels at "
-                    f"positions 1, {1 + stride}, ...; start at 0 "
-                    f"(x[:, :, ::{stride}, ::{stride}]), which is where a "
-                    "padded strided convolution centres its outputs.")
-    if torch.equal(got_values[:, :c], expected[:, :c]):
-        return (f"the first {c} channels are right, "
-                "but the added channels are not all zero. Option A pads with "
-                "zeros, which is why it has no parameters.")
-    return ("the shape is right but the values "
-            "differ from ShortcutA (largest difference "
-            f"{float((got_values - expected).abs().max()):.3g}). Keep every "
-            f"stride-th pixel of every channel and append zero channels.")
+def _read(got, expected: torch.Tensor, case) -> torch.Tensor:
+    if not isinstance(got, torch.Tensor):
+        raise WrongForm(f"expected a torch.Tensor, got {type(got).__name__}. Return the "
+                        "shortcut's output.")
+    if got.shape != expected.shape:
+        raise WrongForm(f"the output shape is {tuple(got.shape)}, expected "
+                        f"{tuple(expected.shape)}; {_shape_hint(got, expected, case)}")
+    return got.detach().to(expected.dtype)
+
+
+def _shortcut(x: torch.Tensor, out_channels: int, stride: int) -> torch.Tensor:
+    return ShortcutA(x.shape[1], out_channels, stride)(x.detach())
+
+
+def _starts_at_one(x: torch.Tensor, out_channels: int, stride: int) -> torch.Tensor:
+    """The pixels at ``1, 1 + stride, ...``, zero channels appended."""
+    if stride == 1:
+        raise ValueError("with stride 1 every pixel is kept")
+    return _pad_channels(x.detach()[:, :, 1::stride, 1::stride], 0, out_channels - x.shape[1])
+
+
+def _zeros_first(x, out_channels, stride):
+    return _pad_channels(x.detach()[:, :, ::stride, ::stride], out_channels - x.shape[1], 0)
+
+
+def _zeros_both_ends(x, out_channels, stride):
+    extra = out_channels - x.shape[1]
+    return _pad_channels(x.detach()[:, :, ::stride, ::stride], extra // 2, extra - extra // 2)
+
+
+def _pooled(pool):
+    """The mistake of pooling each stride x stride window (sizes divisible by the stride)."""
+    def expected(x, out_channels, stride):
+        if stride == 1 or x.shape[2] % stride or x.shape[3] % stride:
+            raise ValueError("pooling changes nothing here, or rounds the size down")
+        return _pad_channels(pool(x.detach(), stride), 0, out_channels - x.shape[1])
+    return expected
+
+
+_MISTAKES = (
+    Mistake(_zeros_first, "your zero channels come first. Option A here (and ShortcutA) "
+            "keeps the input channels as channels 0..C_in-1 and puts the zeros after them."),
+    Mistake(_zeros_both_ends, "you split the zeros between both ends. That works in a "
+            "network too, but ShortcutA (and this exercise) appends all of them after the "
+            "input channels."),
+    Mistake(_pooled(F.avg_pool2d), lambda x, out_channels, s: (
+        f"you averaged {s}x{s} windows. Option A has no arithmetic at all: it keeps the "
+        f"top-left pixel of each {s}x{s} window (x[:, :, ::{s}, ::{s}]), as a 1x1 "
+        f"convolution with stride {s} does."), same=torch.allclose),
+    Mistake(_pooled(F.max_pool2d), lambda x, out_channels, s: (
+        f"you took the maximum of each {s}x{s} window. Option A keeps the top-left pixel of "
+        f"each window (x[:, :, ::{s}, ::{s}]), whatever its value, as a strided 1x1 "
+        "convolution does.")),
+    Mistake(_starts_at_one, lambda x, out_channels, s: (
+        f"you kept the pixels at positions 1, {1 + s}, ...; start at 0 (x[:, :, ::{s}, "
+        f"::{s}]), which is where a padded strided convolution centres its outputs.")),
+)
+
+
+def _differs(got: torch.Tensor, expected: torch.Tensor, args) -> str:
+    c = args[0].shape[1]
+    if torch.equal(got[:, :c], expected[:, :c]):
+        return (f"the first {c} channels are right, but the added channels are not all "
+                "zero. Option A pads with zeros, which is why it has no parameters.")
+    return ("the shape is right but the values differ from ShortcutA (largest difference "
+            f"{float((got - expected).abs().max()):.3g}). Keep every stride-th pixel of "
+            "every channel and append zero channels.")
+
+
+def _gradient_problem(got: torch.Tensor, args, case) -> Optional[str]:
+    """Right values: does the gradient reach x, each kept pixel exactly once?"""
+    x, _, stride = args
+    if not got.requires_grad:
+        return ("the values are right, but no gradient can flow back to x (the output does "
+                "not require grad). Build it from x with differentiable operations (slicing, "
+                "F.pad, torch.cat), not under torch.no_grad() or through .detach()/.numpy().")
+    got.sum().backward()
+    grad_expected = torch.zeros_like(x.detach())
+    grad_expected[:, :, ::stride, ::stride] = 1
+    if x.grad is None or not torch.equal(x.grad, grad_expected):
+        return ("the values are right, but the gradient reaching x is wrong: each kept pixel "
+                "should receive exactly the gradient of its output pixel, every other pixel "
+                "none.")
+    return None
+
+
+SHORTCUT_A = FunctionCheck(
+    cases=tuple(_SHORTCUT_CASES), make_inputs=_draw, seed=606, reference=_shortcut,
+    names=("x", "out_channels", "stride"),
+    in_place="Build a new tensor (slicing and F.pad or torch.cat do).",
+    read=_read, same=torch.equal, mistakes=_MISTAKES, describe=_describe, differs=_differs,
+    then=_gradient_problem,
+    success=f"matches ShortcutA on all {len(_SHORTCUT_CASES)} cases "
+            "(identity, strides 2 and 3, odd sizes) and passes gradients back to x.")
 
 
 @register("ch06-shortcut-a", names=["shortcut_a"], title="Option A by hand", observe=True,
           rules=Rules(forbidden=("resnet_edu",), forbidden_imports=("resnet_edu",),
                       why="Use only tensor operations (no `ShortcutA`)."))
-def _check_shortcut_a(shortcut_a) -> Feedback:
-    exercise = "ch06-shortcut-a"
-    g = generator(606)
-    for case in _SHORTCUT_CASES:
-        n, c, h, w, out_channels, stride = case
-        where = f"On {_describe(case)}"
-        x = torch.randn(n, c, h, w, generator=g, dtype=torch.float64, requires_grad=True)
-        before = x.detach().clone()
-        expected = ShortcutA(c, out_channels, stride)(x.detach())
-        got = shortcut_a(x, out_channels, stride)
-        if not isinstance(got, torch.Tensor):
-            return Feedback(exercise, False, f"{where}: expected a torch.Tensor, got "
-                            f"{type(got).__name__}. Return the shortcut's output.")
-        if not torch.equal(x.detach(), before):
-            return Feedback(exercise, False, f"{where}: your function changed `x` in place. "
-                            "Build a new tensor (slicing and F.pad or torch.cat do).")
-        if got.shape != expected.shape:
-            return Feedback(exercise, False, f"{where}: the output shape is "
-                            f"{tuple(got.shape)}, expected {tuple(expected.shape)}; "
-                            f"{_shape_hint(got, expected, case)}")
-        got_values = got.detach().to(expected.dtype)
-        if not torch.equal(got_values, expected):
-            mistake = _value_mistake(got_values, x, expected, case)
-            return Feedback(exercise, False, f"{where}: {mistake}")
-        if not got.requires_grad:
-            return Feedback(exercise, False, f"{where}: the values are right, but no gradient "
-                            "can flow back to x (the output does not require grad). Build it from "
-                            "x with differentiable operations (slicing, F.pad, torch.cat), not "
-                            "under torch.no_grad() or through .detach()/.numpy().")
-        got.sum().backward()
-        grad_expected = torch.zeros_like(before)
-        grad_expected[:, :, ::stride, ::stride] = 1
-        if x.grad is None or not torch.equal(x.grad, grad_expected):
-            return Feedback(exercise, False, f"{where}: the values are right, but the gradient "
-                            "reaching x is wrong: each kept pixel should receive exactly the "
-                            "gradient of its output pixel, every other pixel none.")
-    return Feedback(exercise, True, f"matches ShortcutA on all {len(_SHORTCUT_CASES)} cases "
-                    "(identity, strides 2 and 3, odd sizes) and passes gradients back to x.")
+def _check_shortcut_a(shortcut_a):
+    return run_function_check(SHORTCUT_A, shortcut_a)

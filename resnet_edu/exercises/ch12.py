@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import Feedback, register
+from . import register
+from ._kit import FunctionCheck, Mistake, WrongForm, run_function_check
 
 EXERCISE = "ch12-block-flops"
 
@@ -56,45 +57,56 @@ def _forward_parts(in_channels, out_channels, stride, batch, height, width):
     return convs, projection
 
 
-def _diagnose(got: int, case) -> str:
-    """Name the mistake whose count equals ``got``, if one does."""
-    convs, projection = _forward_parts(*case)
-    floor_h, floor_w = case[4] // case[2], case[5] // case[2]
-    floored = 2 * case[3] * floor_h * floor_w * case[1] * (9 * (case[0] + case[1])
-                                                           + (case[0] if projection else 0))
-    known = [
-        ((convs + projection) // 2 * 3, "you counted multiply-adds (MACs). One multiply-add "
-         "is 2 FLOPs (a multiplication and an addition), which is how flop_counter counts"),
-        (convs + projection, "this is the forward pass only. Training also runs the backward "
-         "pass, in which each convolution computes the gradient of its input and the gradient "
-         "of its weights, each as many FLOPs as its forward pass: about 3x in all"),
-        (2 * (convs + projection), "the backward pass counts once per convolution; it computes "
-         "two gradients (input and weights), each as costly as the forward pass"),
-        (3 * convs, "the 1x1 projection shortcut is missing: when the stride is 2 or the "
-         "channels change, BasicBlock's shortcut is a 1x1 convolution (option B)"),
-        (3 * floored, "the output size is rounded down. With padding 1 and a 3x3 kernel the "
-         "output has (H - 1) // stride + 1 rows: 7 rows at stride 2 give 4, not 3"),
-    ]
-    for value, message in known:
-        if got == value:
-            return message
-    return ("it differs from what flop_counter counts. Per convolution: 2 x batch x H_out x "
-            "W_out x C_out x C_in x k x k for the forward pass, twice that for the backward")
+def _floored(in_channels, out_channels, stride, batch, height, width) -> int:
+    """Training FLOPs with the output sizes rounded down (H // stride)."""
+    projection = in_channels if stride != 1 or in_channels != out_channels else 0
+    positions = batch * (height // stride) * (width // stride)
+    return 3 * 2 * positions * out_channels * (9 * (in_channels + out_channels) + projection)
+
+
+def _forward(*case) -> int:
+    return sum(_forward_parts(*case))
+
+
+_MISTAKES = (
+    Mistake(lambda *case: _forward(*case) // 2 * 3, "you counted multiply-adds (MACs). One "
+            "multiply-add is 2 FLOPs (a multiplication and an addition), which is how "
+            "flop_counter counts"),
+    Mistake(_forward, "this is the forward pass only. Training also runs the backward pass, "
+            "in which each convolution computes the gradient of its input and the gradient "
+            "of its weights, each as many FLOPs as its forward pass: about 3x in all"),
+    Mistake(lambda *case: 2 * _forward(*case), "the backward pass counts once per "
+            "convolution; it computes two gradients (input and weights), each as costly as "
+            "the forward pass"),
+    Mistake(lambda *case: 3 * _forward_parts(*case)[0], "the 1x1 projection shortcut is "
+            "missing: when the stride is 2 or the channels change, BasicBlock's shortcut is "
+            "a 1x1 convolution (option B)"),
+    Mistake(_floored, "the output size is rounded down. With padding 1 and a 3x3 kernel the "
+            "output has (H - 1) // stride + 1 rows: 7 rows at stride 2 give 4, not 3"),
+)
+
+
+def _read(got, expected: int, case):
+    if isinstance(got, bool) or not isinstance(got, (int, float)) or got != got:
+        raise WrongForm(f"returned {got!r}; return a number (the FLOPs as an int).")
+    return got
+
+
+BLOCK_FLOPS = FunctionCheck(
+    cases=_CASES, make_inputs=lambda case, generator: case, reference=measured_flops,
+    read=_read, same=lambda got, expected: got == expected, mistakes=_MISTAKES,
+    describe=lambda case: "block_training_flops({}, {}, {}, {}, {}, {})".format(*case),
+    say=lambda where, got, expected, hint: (f"{where} = {got:,}, but flop_counter counts "
+                                            f"{expected:,}: {hint}."),
+    differs=lambda got, expected, case: (
+        "it differs from what flop_counter counts. Per convolution: 2 x batch x H_out x "
+        "W_out x C_out x C_in x k x k for the forward pass, twice that for the backward"),
+    success=f"your counts equal flop_counter's on {len(_CASES)} blocks (identity and "
+            f"projection shortcuts, odd image sizes): three times the forward FLOPs of the "
+            f"convolutions.")
 
 
 @register(EXERCISE, names=["block_training_flops"], title="A block's training FLOPs by hand",
           observe=True)
-def _check_block_flops(block_training_flops) -> Feedback:
-    for case in _CASES:
-        expected = measured_flops(*case)
-        got = block_training_flops(*case)
-        where = "block_training_flops({}, {}, {}, {}, {}, {})".format(*case)
-        if isinstance(got, bool) or not isinstance(got, (int, float)) or got != got:
-            return Feedback(EXERCISE, False, f"{where} returned {got!r}; return a number "
-                            f"(the FLOPs as an int).")
-        if got != expected:
-            return Feedback(EXERCISE, False, f"{where} = {got:,}, but flop_counter counts "
-                            f"{expected:,}: {_diagnose(int(got), case)}.")
-    return Feedback(EXERCISE, True, f"your counts equal flop_counter's on {len(_CASES)} blocks "
-                    f"(identity and projection shortcuts, odd image sizes): three times the "
-                    f"forward FLOPs of the convolutions.")
+def _check_block_flops(block_training_flops):
+    return run_function_check(BLOCK_FLOPS, block_training_flops)
