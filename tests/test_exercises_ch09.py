@@ -1,26 +1,35 @@
-"""The checks of chapter 9's coding exercises: the solution passes, typical mistakes fail
-with a helpful message, and an unsolved stub reads "not solved yet"."""
+"""The checks of chapter 9's coding exercises (ch09-confusion-matrix, ch09-paper-lr): the
+book's solutions (its notebook's `solution` cells) pass, typical mistakes fail with a helpful
+message, and an unsolved stub reads "not solved yet"."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from resnet_edu.exercises import check
 
+NOTEBOOK = "09_training_cifar_resnet.ipynb"
+
+
+@pytest.fixture
+def confusion_matrix(book_solution):
+    return book_solution(NOTEBOOK, "confusion_matrix", exercise="ch09-confusion-matrix")
+
 
 # ---------------------------------------------------------------- ch09-confusion-matrix
-def confusion_matrix(y_true, y_pred, num_classes):        # the book's solution
+def _counts(y_true, y_pred, num_classes):   # right (not the book's way): wrong answers' base
     counts = torch.zeros(num_classes, num_classes, dtype=torch.int64)
     counts.index_put_((y_true, y_pred), torch.ones_like(y_true), accumulate=True)
     return counts
 
 
 def transposed(y_true, y_pred, num_classes):
-    return confusion_matrix(y_true, y_pred, num_classes).T
+    return _counts(y_true, y_pred, num_classes).T
 
 
 def sized_by_labels(y_true, y_pred, num_classes):
     k = int(max(y_true.max(), y_pred.max())) + 1
-    return confusion_matrix(y_true, y_pred, k)
+    return _counts(y_true, y_pred, k)
 
 
 def last_write_wins(y_true, y_pred, num_classes):
@@ -30,22 +39,16 @@ def last_write_wins(y_true, y_pred, num_classes):
 
 
 def normalised(y_true, y_pred, num_classes):
-    counts = confusion_matrix(y_true, y_pred, num_classes).float()
+    counts = _counts(y_true, y_pred, num_classes).float()
     return counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
 
 
-def stub(y_true, y_pred, num_classes):
-    raise NotImplementedError("write confusion_matrix")
-
-
-def test_confusion_matrix_solution_passes(book_solution):
-    ours = book_solution("09_training_cifar_resnet.ipynb", "confusion_matrix",
-                         exercise="ch09-confusion-matrix")
-    feedback = check("ch09-confusion-matrix", ours)
+def test_confusion_matrix_solution_passes(confusion_matrix):
+    feedback = check("ch09-confusion-matrix", confusion_matrix)
     assert feedback.passed and "scikit-learn" in feedback.message
 
 
-def test_confusion_matrix_accepts_numpy_output():
+def test_confusion_matrix_accepts_numpy_output(confusion_matrix):
     feedback = check("ch09-confusion-matrix",
                      lambda t, p, k: confusion_matrix(t, p, k).numpy())
     assert feedback.passed
@@ -60,23 +63,15 @@ def test_confusion_matrix_mistakes_are_explained():
         assert words in feedback.message, (wrong.__name__, feedback.message)
 
 
-def test_confusion_matrix_stub_is_not_solved_yet():
+def test_confusion_matrix_stub_is_not_solved_yet(stub):
     feedback = check("ch09-confusion-matrix", stub)
     assert not feedback.passed and not feedback.solved
     assert "not solved yet" in feedback.message
 
 
 # ---------------------------------------------------------------- ch09-paper-lr
-def paper_lr(iteration):                                  # the book's solution
-    lr = 0.1
-    for milestone in (32_000, 48_000):
-        if iteration >= milestone:
-            lr /= 10
-    return lr
-
-
 def test_paper_lr_solution_passes(book_solution):
-    ours = book_solution("09_training_cifar_resnet.ipynb", "paper_lr", exercise="ch09-paper-lr")
+    ours = book_solution(NOTEBOOK, "paper_lr", exercise="ch09-paper-lr")
     assert check("ch09-paper-lr", ours).passed
 
 
@@ -96,9 +91,6 @@ def test_paper_lr_mistakes_are_explained():
         assert not feedback.passed and words in feedback.message, feedback.message
 
 
-def test_paper_lr_stub_is_not_solved_yet():
-    def unsolved(iteration):
-        raise NotImplementedError
-
-    feedback = check("ch09-paper-lr", unsolved)
+def test_paper_lr_stub_is_not_solved_yet(stub):
+    feedback = check("ch09-paper-lr", stub)
     assert not feedback.solved and "not solved yet" in feedback.message

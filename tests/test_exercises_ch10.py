@@ -6,7 +6,6 @@ the mistake; the unsolved stub reads "not solved yet".
 from __future__ import annotations
 
 import pytest
-import torch
 from torch import nn
 
 from resnet_edu.blocks import BasicBlock, PreActBlock, ResidualBlock, conv3x3, make_shortcut
@@ -87,19 +86,8 @@ def test_the_packages_other_blocks_are_not_this_one(cls):
     assert not check(EXERCISE, cls).passed
 
 
-class BlockStub(ResidualBlock):
-    """What the student notebook hands out: the class with its method bodies replaced."""
-
-    expansion = 1
-
-    def __init__(self, in_channels, out_channels, stride=1):
-        raise NotImplementedError("Exercise: write your solution here")
-
-    def forward(self, x):
-        raise NotImplementedError("Exercise: write your solution here")
-
-
-def test_the_stub_reads_not_solved_yet():
-    feedback = check(EXERCISE, BlockStub)
+def test_the_stub_reads_not_solved_yet(stub_class):
+    # what the student notebook hands out: the class with its method bodies replaced
+    feedback = check(EXERCISE, stub_class(ResidualBlock, expansion=1))
     assert not feedback.passed and not feedback.solved
     assert "not solved yet" in feedback.message

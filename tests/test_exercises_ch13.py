@@ -2,29 +2,16 @@
 mistakes fail with a message naming them, and an unsolved stub reads "not solved yet"."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 
 from resnet_edu.exercises import check
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "book" / "13_scaling_out.ipynb"
 EXERCISE = "ch13-combine-batch-stats"
 
 
-def book_solution(name: str):
-    cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
-    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"
-               and "solution" in c.get("metadata", {}).get("tags", [])]
-    assert len(sources) == 1
-    namespace: dict = {}
-    exec(compile(sources[0], f"{NOTEBOOK.name}:solution", "exec"), namespace)
-    return namespace[name]
-
-
-def test_book_solution_passes():
-    feedback = check(EXERCISE, book_solution("combine_batch_stats"))
+def test_book_solution_passes(book_solution):
+    feedback = check(EXERCISE, book_solution("13_scaling_out.ipynb", "combine_batch_stats",
+                                             exercise=EXERCISE))
     assert feedback.passed, feedback.message
     assert str(feedback).startswith(f"✓ {EXERCISE}")
 
@@ -60,9 +47,6 @@ def test_mistakes_are_named():
         assert words in feedback.message, (wrong.__name__, feedback.message)
 
 
-def test_stub_is_not_solved_yet():
-    def combine_batch_stats(means, variances, counts):
-        raise NotImplementedError("exercise")
-
-    feedback = check(EXERCISE, combine_batch_stats)
+def test_stub_is_not_solved_yet(stub):
+    feedback = check(EXERCISE, stub)
     assert not feedback.passed and not feedback.solved
