@@ -331,16 +331,18 @@ def _directives(markdown: str, _offset: int, _depth: int) -> List[Directive]:
     return found
 
 
-def without_directives(markdown: str, names: Iterable[str]) -> Tuple[str, int]:
-    """``markdown`` with every directive named in ``names`` removed (at any depth), and
-    how many were removed (a nested one inside a removed one is not counted). Runs of
-    blank lines left behind shrink to one."""
+def without_directives(markdown: str, names: Iterable[str], *,
+                       min_depth: int = 0) -> Tuple[str, int]:
+    """``markdown`` with every directive named in ``names`` removed (at any depth, or only
+    those nested ``min_depth`` deep or more: 1 spares the top-level ones), and how many
+    were removed (a nested one inside a removed one is not counted). Runs of blank lines
+    left behind shrink to one."""
     wanted = set(names)
     lines = markdown.split("\n")
     drop = [False] * len(lines)
     removed = 0
     for d in directives(markdown):
-        if d.name in wanted and not drop[d.start]:
+        if d.name in wanted and d.depth >= min_depth and not drop[d.start]:
             removed += 1
             for i in range(d.start, min(d.end, len(lines))):
                 drop[i] = True

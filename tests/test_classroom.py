@@ -223,6 +223,17 @@ def test_solution_blocks_are_removed_and_exercises_kept():
         assert kept in text, kept
 
 
+@pytest.mark.parametrize("source", [
+    "> ```{solution} ch99-first\n> ANSWER-QUOTED\n> ```",          # MyST reads it in a quote
+    "```{exercise} Open\n:label: ch99-first\n```{solution} ch99-first\nANSWER-UNCLOSED",
+])
+def test_solutions_in_a_quote_or_an_unclosed_fence_do_not_leak(source):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title\n\n" + source)])
+    text = "\n".join(c.source for c in student_notebook(nb).notebook.cells)
+    assert "ANSWER" not in text and "{solution}" not in text, text
+    assert "# Title" in text
+
+
 def test_an_unclosed_gate_is_an_error_not_a_silent_loss():
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("```{solution-start} ch99-x\n```"),

@@ -90,6 +90,9 @@ def test_without_directives_removes_nested_solutions_only():
     assert removed == 1 and "inner" not in text and "{solution}" not in text
     assert "::::{exercise} A title" in text and "Body" in text and text.count("::::") == 2
     assert conventions.without_directives(NESTED, ["figure"]) == (NESTED, 0)
+    # min_depth=1 spares the top-level directives: only the nested solution goes
+    assert conventions.without_directives(NESTED, ["solution"], min_depth=1) == (text, removed)
+    assert conventions.without_directives(NESTED, ["exercise"], min_depth=1) == (NESTED, 0)
 
 
 @pytest.mark.parametrize("source,tags,ignored", [
@@ -156,3 +159,13 @@ def test_no_file_edits_sys_path():
                  and p.name != "test_conventions.py"
                  and edit.search(p.read_text(encoding="utf-8", errors="replace"))]
     assert not offenders, f"these files edit sys.path: {offenders}"
+
+
+def test_results_url_is_the_configured_repository():
+    # chapters read committed results from GitHub where the repository is not checked out
+    from resnet_edu.notebook import RESULTS_URL
+
+    url, branch = conventions.repository()
+    owner_repo = url.removeprefix("https://github.com/")
+    assert RESULTS_URL == (f"https://raw.githubusercontent.com/{owner_repo}/{branch}/"
+                           f"{conventions.BOOK_FOLDER}/results/")

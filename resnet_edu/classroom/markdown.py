@@ -1,8 +1,10 @@
-"""MyST markdown as the book writes it: top-level fenced blocks and their directives.
+"""A markdown cell as the export and the master read it: its top-level MyST directives and
+the plain runs between them.
 
-Only what the export and the master need: split a markdown cell into plain runs and fenced
-blocks (CommonMark's closing rule), drop ``{solution}`` blocks nested in another directive,
-and read the ``:label:`` of ``{exercise}`` directives.
+The parsing is the book's own (:func:`resnet_edu.conventions.directives`, markdown-it-py as
+MyST runs it); this module only cuts a cell along its top-level directives, drops the
+``{solution}`` directives nested in another one and reads the ``:label:`` of ``{exercise}``
+directives. A fence that is not a directive (a code listing) is plain text here.
 """
 from __future__ import annotations
 
@@ -10,62 +12,36 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, List
 
-FENCE_OPEN = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,}|:{3,})(?P<info>.*)$")
-DIRECTIVE = re.compile(r"^\{(?P<name>[\w:.+-]+)\}\s*(?P<arg>.*)$")
-LABEL_OPTION = re.compile(r"^\s*:label:\s*(\S+)\s*$", re.M)
+from .. import conventions
+
 CHECK_CALL = re.compile(r"""\bcheck\(\s*(['"])(?P<id>[\w.-]+)\1""")
+EXERCISE_DIRECTIVES = ("exercise", "exercise-start")
 
 
 @dataclass
 class Block:
-    """A top-level piece of a markdown cell: plain lines, or one fenced block."""
+    """A top-level piece of a markdown cell: plain lines, or one directive fence."""
 
     lines: List[str]
     directive: str = ""      # "exercise", "solution", "solution-start", ... ("" if none)
     argument: str = ""       # what follows the directive name on the opening line
-    fenced: bool = False
-
-    @property
-    def inner(self) -> List[str]:
-        """The lines between the opening and the closing fence."""
-        return self.lines[1:-1] if len(self.lines) >= 2 else []
-
-
-def _closes(line: str, fence: str) -> bool:
-    stripped = line.strip()
-    return (len(line) - len(line.lstrip(" ")) <= 3 and len(stripped) >= len(fence)
-            and set(stripped) == {fence[0]})
 
 
 def blocks(text: str) -> List[Block]:
-    """Split markdown into plain runs and top-level fenced blocks (CommonMark closing rule).
-
-    An unclosed fence runs to the end of the text, as in CommonMark.
-    """
+    """Split markdown into plain runs and its top-level directives (an unclosed fence runs
+    to the end of the text, as in CommonMark): all their lines, in order, are ``text``'s."""
     lines = text.split("\n")
-    blocks: List[Block] = []
-    plain: List[str] = []
-    i = 0
-    while i < len(lines):
-        m = FENCE_OPEN.match(lines[i])
-        if m and not (m.group("fence")[0] == "`" and "`" in m.group("info")):
-            fence = m.group("fence")
-            j = i + 1
-            while j < len(lines) and not _closes(lines[j], fence):
-                j += 1
-            if plain:
-                blocks.append(Block(plain))
-                plain = []
-            d = DIRECTIVE.match(m.group("info").strip())
-            blocks.append(Block(lines[i:j + 1], d.group("name") if d else "",
-                                 d.group("arg").strip() if d else "", fenced=True))
-            i = j + 1
-        else:
-            plain.append(lines[i])
-            i += 1
-    if plain:
-        blocks.append(Block(plain))
-    return blocks
+    found: List[Block] = []
+    at = 0
+    for d in conventions.directives(text):
+        if d.depth == 0:
+            if d.start > at:
+                found.append(Block(lines[at:d.start]))
+            found.append(Block(lines[d.start:d.end], d.name, d.argument))
+            at = d.end
+    if at < len(lines):
+        found.append(Block(lines[at:]))
+    return found
 
 
 def join(blocks: Iterable[Block]) -> str:
@@ -74,23 +50,16 @@ def join(blocks: Iterable[Block]) -> str:
 
 
 def without_solution_blocks(block: Block) -> Block:
-    """Remove ``{solution}`` directives nested inside another directive's content."""
-    if not (block.fenced and block.directive) or len(block.lines) < 2:
+    """Remove the ``{solution}`` directives nested inside a directive's content."""
+    if not block.directive:
         return block
-    inner = [b for b in blocks("\n".join(block.inner)) if b.directive != "solution"]
-    inner = [without_solution_blocks(b) for b in inner]
-    lines = [block.lines[0]] + ("\n".join("\n".join(b.lines) for b in inner)).split("\n") \
-        + [block.lines[-1]]
-    return Block(lines, block.directive, block.argument, True)
+    text, _ = conventions.without_directives("\n".join(block.lines), ["solution"],
+                                             min_depth=1)
+    return Block(text.split("\n"), block.directive, block.argument)
 
 
 def exercise_labels(markdown: str) -> List[str]:
-    """The ``:label:`` of every ``{exercise}`` directive in a markdown text."""
-    labels = []
-    for block in blocks(markdown):
-        if block.directive in ("exercise", "exercise-start"):
-            m = LABEL_OPTION.search("\n".join(block.inner))
-            if m:
-                labels.append(m.group(1))
-    return labels
-
+    """The ``:label:`` of every top-level ``{exercise}`` (or ``{exercise-start}``)
+    directive in a markdown text, in order."""
+    return [d.label for d in conventions.directives(markdown)
+            if d.depth == 0 and d.name in EXERCISE_DIRECTIVES and d.label]
