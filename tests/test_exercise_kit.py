@@ -61,6 +61,8 @@ def test_inputs_come_from_the_kits_generator_in_order():
 
 CONVERTED = {"ch01-conv2d-by-hand": ("01_convolution.ipynb", "conv2d_by_hand"),
              "ch06-shortcut-a": ("06_shortcuts.ipynb", "shortcut_a"),
+             "ch11-path-counts": ("11_why_residuals_train.ipynb", "paths_by_length"),
+             "ch11-filter-normalise": ("11_why_residuals_train.ipynb", "filter_normalise"),
              "ch12-block-flops": ("12_training_fast.ipynb", "block_training_flops"),
              "ch13-combine-batch-stats": ("13_scaling_out.ipynb", "combine_batch_stats")}
 

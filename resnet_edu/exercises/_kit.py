@@ -255,10 +255,14 @@ def _case_problem(spec: FunctionCheck, function, case, args: tuple) -> Optional[
     where = spec.describe(case)
     expected = spec.reference(*args)
     before = [a.detach().clone() if isinstance(a, torch.Tensor) else None for a in args]
-    got = _call(spec, function, args)
-    changed = _changed(spec, args, before) if spec.in_place else None
-    if changed:
-        return f"{where}: {changed}"
+    if spec.in_place:
+        got = _call(spec, function, args)
+        changed = _changed(spec, args, before)
+        if changed:
+            return f"{where}: {changed}"
+    else:           # the function gets copies: the mistakes below see the inputs as drawn
+        got = _call(spec, function, tuple(a.clone() if isinstance(a, torch.Tensor) else a
+                                          for a in args))
     try:
         value = spec.read(got, expected, case)
     except WrongForm as wrong:

@@ -12,46 +12,59 @@
 from __future__ import annotations
 
 import math
+import operator
+from typing import List
 
 import torch
 
-from . import Feedback, register
-from ._kit import generator as case_generator
+from . import register
+from ._kit import FunctionCheck, Mistake, WrongForm, run_function_check
 
 _NUM_BLOCKS = (2, 3, 9, 27, 54, 0, 1)      # n >= 2 first: there a missing end is visible
 
 
+def _binomials(n: int) -> List[int]:
+    return [math.comb(n, k) for k in range(n + 1)]
+
+
+def _whole_numbers(got, expected, n) -> List[int]:
+    try:
+        return [int(v) for v in got]
+    except (TypeError, ValueError):
+        raise WrongForm(f"returned {type(got).__name__}; return a list of whole "
+                        "numbers.") from None
+
+
+def _count_differs(got: List[int], expected: List[int], args) -> str:
+    n = args[0]
+    if len(got) != n + 1:
+        return (f"has {len(got)} entries; a path can use 0, 1, ..., {n} branches, so return "
+                f"{n + 1}.")
+    if sum(got) != 2 ** n:
+        return (f"adds up to {sum(got)}, but {n} blocks, each taken or skipped, give "
+                f"2**{n} = {2 ** n} paths.")
+    return f"is {got}, expected {expected}: choose which k of the n branches a path uses."
+
+
+PATH_COUNTS = FunctionCheck(
+    cases=_NUM_BLOCKS, make_inputs=lambda n, g: (n,), reference=_binomials,
+    read=_whole_numbers, same=operator.eq, describe="paths_by_length({})".format,
+    say=lambda where, got, expected, hint: f"{where} {hint}",
+    mistakes=(Mistake(lambda n: _binomials(n)[1:], lambda n: (
+                  f"has {n} entries: the path that skips every branch (length 0) is "
+                  "missing.")),
+              Mistake(lambda n: _binomials(n)[:-1], lambda n: (
+                  f"has {n} entries: the path through every branch (length {n}) is "
+                  "missing."))),
+    differs=_count_differs,
+    success="the binomial coefficients C(n, k) for n up to 54 (ResNet-110's 54 blocks): "
+            "paths through k branches.")
+
+
 @register("ch11-path-counts", names=["paths_by_length"], title="Counting paths by length",
           observe=True)
-def _check_path_counts(paths_by_length) -> Feedback:
-    exercise = "ch11-path-counts"
-    for n in _NUM_BLOCKS:
-        expected = [math.comb(n, k) for k in range(n + 1)]
-        got = paths_by_length(n)
-        try:
-            got = [int(v) for v in got]
-        except (TypeError, ValueError):
-            return Feedback(exercise, False, f"paths_by_length({n}) returned "
-                            f"{type(got).__name__}; return a list of whole numbers.")
-        if got == expected:
-            continue
-        if len(got) == n and got == expected[1:]:
-            return Feedback(exercise, False, f"paths_by_length({n}) has {n} entries: the "
-                            f"path that skips every branch (length 0) is missing.")
-        if len(got) == n and got == expected[:-1]:
-            return Feedback(exercise, False, f"paths_by_length({n}) has {n} entries: the "
-                            f"path through every branch (length {n}) is missing.")
-        if len(got) != n + 1:
-            return Feedback(exercise, False, f"paths_by_length({n}) has {len(got)} entries; "
-                            f"a path can use 0, 1, ..., {n} branches, so return {n + 1}.")
-        if sum(got) != 2 ** n:
-            return Feedback(exercise, False, f"paths_by_length({n}) adds up to {sum(got)}, "
-                            f"but {n} blocks, each taken or skipped, give 2**{n} = {2 ** n} "
-                            f"paths.")
-        return Feedback(exercise, False, f"paths_by_length({n}) is {got}, expected "
-                        f"{expected}: choose which k of the n branches a path uses.")
-    return Feedback(exercise, True, "the binomial coefficients C(n, k) for n up to 54 "
-                    "(ResNet-110's 54 blocks): paths through k branches.")
+def _check_path_counts(paths_by_length):
+    return run_function_check(PATH_COUNTS, paths_by_length)
 
 
 def _reference_normalise(direction: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -62,44 +75,58 @@ def _reference_normalise(direction: torch.Tensor, weight: torch.Tensor) -> torch
     return direction * (target / norms).view(-1, *([1] * (weight.dim() - 1)))
 
 
-def _normalise_cases():
-    generator = case_generator(11)                  # fixed in the book, fresh when grading
-    shapes = ((16, 8, 3, 3), (4, 1, 3, 3), (10, 64), (1, 5, 1, 1), (32,))
-    for shape in shapes:
-        weight = torch.randn(shape, generator=generator) * (0.5 + torch.rand(1, generator=generator) * 3)
-        direction = torch.randn(shape, generator=generator)
-        yield shape, direction, weight
+def _draw(shape, generator: torch.Generator) -> tuple:
+    """``(direction, weight)``: a random direction and a weight of a random scale."""
+    weight = torch.randn(shape, generator=generator) * (
+        0.5 + torch.rand(1, generator=generator) * 3)
+    return torch.randn(shape, generator=generator), weight
+
+
+def _same_shape(got, expected: torch.Tensor, shape) -> torch.Tensor:
+    if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(shape):
+        found = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+        raise WrongForm(f"return a tensor of the same shape as the weight; got {found}.")
+    return got.detach().to(expected.dtype)
+
+
+def _filters_only(mistake):
+    """A mistake about filters: it does not apply to a one-dimensional parameter."""
+    def expected(direction, weight):
+        if weight.dim() <= 1:
+            raise ValueError("a one-dimensional parameter has no filters")
+        return mistake(direction, weight)
+    return expected
+
+
+def _unit_filters(direction: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return direction / direction.flatten(1).norm(dim=1).view(-1, *([1] * (weight.dim() - 1)))
+
+
+def _normalise_differs(got: torch.Tensor, expected: torch.Tensor, args) -> str:
+    if args[1].dim() == 1:
+        return ("a one-dimensional parameter (a bias or a BatchNorm weight) stays: return "
+                "zeros, Li et al. do not move those.")
+    return ("the result differs from d_i / ||d_i|| * ||w_i|| for each filter i (largest "
+            f"difference {(got - expected).abs().max().item():.3g}).")
+
+
+FILTER_NORMALISE = FunctionCheck(
+    cases=((16, 8, 3, 3), (4, 1, 3, 3), (10, 64), (1, 5, 1, 1), (32,)), seed=11,
+    make_inputs=_draw, reference=_reference_normalise, read=_same_shape,
+    same=lambda got, expected: torch.allclose(got, expected, rtol=1e-4, atol=1e-6),
+    describe=lambda shape: f"shape {shape}",
+    mistakes=(Mistake(_filters_only(lambda d, w: d * (w.norm() / d.norm())),
+                      "you rescaled the whole tensor to the weight's norm. Rescale each "
+                      "filter (each output channel, index 0) to the norm of the same filter "
+                      "of the weight."),
+              Mistake(_filters_only(_unit_filters), "every filter has norm 1; multiply it "
+                      "by the norm of the matching filter of the weight.")),
+    differs=_normalise_differs,
+    success="each filter of the direction has the norm of the matching filter of the "
+            "weight, and biases and BatchNorm parameters stay.")
 
 
 @register("ch11-filter-normalise", names=["filter_normalise"],
           title="Filter-normalised directions", observe=True)
-def _check_filter_normalise(filter_normalise) -> Feedback:
-    exercise = "ch11-filter-normalise"
-    for shape, direction, weight in _normalise_cases():
-        expected = _reference_normalise(direction, weight)
-        got = filter_normalise(direction.clone(), weight.clone())
-        if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(shape):
-            found = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            return Feedback(exercise, False, f"for a weight of shape {shape} return a tensor "
-                            f"of the same shape; got {found}.")
-        got = got.detach().to(expected.dtype)
-        if torch.allclose(got, expected, rtol=1e-4, atol=1e-6):
-            continue
-        if len(shape) == 1:
-            return Feedback(exercise, False, f"for a one-dimensional parameter (shape "
-                            f"{shape}: a bias or a BatchNorm weight) return zeros: Li et al. "
-                            f"do not move those.")
-        whole = direction * (weight.norm() / direction.norm())
-        if torch.allclose(got, whole, rtol=1e-4, atol=1e-6):
-            return Feedback(exercise, False, f"shape {shape}: you rescaled the whole tensor "
-                            f"to the weight's norm. Rescale each filter (each output channel, "
-                            f"index 0) to the norm of the same filter of the weight.")
-        unit = direction / direction.flatten(1).norm(dim=1).view(-1, *([1] * (len(shape) - 1)))
-        if torch.allclose(got, unit, rtol=1e-4, atol=1e-6):
-            return Feedback(exercise, False, f"shape {shape}: every filter has norm 1; "
-                            f"multiply it by the norm of the matching filter of the weight.")
-        return Feedback(exercise, False, f"shape {shape}: the result differs from "
-                        f"d_i / ||d_i|| * ||w_i|| for each filter i (largest difference "
-                        f"{(got - expected).abs().max().item():.3g}).")
-    return Feedback(exercise, True, "each filter of the direction has the norm of the "
-                    "matching filter of the weight, and biases and BatchNorm parameters stay.")
+def _check_filter_normalise(filter_normalise):
+    return run_function_check(FILTER_NORMALISE, filter_normalise)
