@@ -27,7 +27,8 @@ TOY = FunctionCheck(
     cases=((3, 2.0), (5, -1.5)), seed=1,
     make_inputs=lambda case, g: (torch.randn(case[0], generator=g), case[1]),
     reference=lambda x, factor: factor * x, names=("x", "factor"), by_name=("factor",),
-    read=_read_tensor, same=lambda got, expected: torch.allclose(got.float(), expected), describe=lambda case: f"On {case}",
+    read=_read_tensor, same=lambda got, expected: torch.allclose(got.float(), expected),
+    describe=lambda case, args: f"On {case}",
     mistakes=(Mistake(lambda x, factor: x + factor, "you added the factor."),
               Mistake(lambda x, factor: x * abs(factor),
                       lambda x, factor: f"the sign of {factor} is lost.")),
@@ -60,6 +61,9 @@ def test_inputs_come_from_the_kits_generator_in_order():
 
 
 CONVERTED = {"ch01-conv2d-by-hand": ("01_convolution.ipynb", "conv2d_by_hand"),
+             "ch08-param-count": ("08_full_resnet.ipynb", "resnet_param_count"),
+             "ch08-stage-shapes": ("08_full_resnet.ipynb", "stage_output_shapes"),
+             "ch09-confusion-matrix": ("09_training_cifar_resnet.ipynb", "confusion_matrix"),
              "ch06-shortcut-a": ("06_shortcuts.ipynb", "shortcut_a"),
              "ch11-path-counts": ("11_why_residuals_train.ipynb", "paths_by_length"),
              "ch11-filter-normalise": ("11_why_residuals_train.ipynb", "filter_normalise"),

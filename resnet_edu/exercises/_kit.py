@@ -210,7 +210,8 @@ class FunctionCheck:
     - ``same(value, expected)``: right or not. When wrong, the first of ``mistakes``
       (each computed from the same arguments) that ``value`` matches gives the hint,
       else ``differs(value, expected, args)`` does; ``say(where, value, expected, hint)``
-      writes the feedback (by default ``"{where}: {hint}"``, ``where`` from ``describe``);
+      writes the feedback (by default ``"{where}: {hint}"``, ``where`` being
+      ``describe(case, args)``, e.g. ``"On x of shape (2, 3, 8, 8)"``);
     - ``then(got, args, case)``: a last test once the values are right (e.g. gradients),
       returning what is wrong or None.
 
@@ -222,7 +223,7 @@ class FunctionCheck:
     make_inputs: Callable[[object, torch.Generator], tuple]
     reference: Callable[..., object]
     same: Callable[[object, object], bool]
-    describe: Callable[[object], str]
+    describe: Callable[[object, tuple], str]
     differs: Callable[[object, object, tuple], str]
     success: str
     mistakes: Tuple[Mistake, ...] = ()
@@ -252,7 +253,7 @@ def _changed(spec: FunctionCheck, args: tuple, before: list) -> Optional[str]:
 
 def _case_problem(spec: FunctionCheck, function, case, args: tuple) -> Optional[str]:
     """What is wrong with the function's answer on one case, or None."""
-    where = spec.describe(case)
+    where = spec.describe(case, args)
     expected = spec.reference(*args)
     before = [a.detach().clone() if isinstance(a, torch.Tensor) else None for a in args]
     if spec.in_place:

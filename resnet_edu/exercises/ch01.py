@@ -32,7 +32,7 @@ def _draw(case, g: torch.Generator) -> tuple:
     return x, weight, bias, stride, padding
 
 
-def _describe(case) -> str:
+def _describe(case, args) -> str:
     n, c_in, h, w, c_out, kh, kw, stride, padding, with_bias = case
     return (f"On x of shape ({n}, {c_in}, {h}, {w}), weight ({c_out}, {c_in}, {kh}, {kw}), "
             f"stride={stride}, padding={padding}, bias={'yes' if with_bias else 'None'}")

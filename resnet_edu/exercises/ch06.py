@@ -33,7 +33,7 @@ def _draw(case, g: torch.Generator) -> tuple:
     return x, out_channels, stride
 
 
-def _describe(case) -> str:
+def _describe(case, args) -> str:
     n, c, h, w, out_channels, stride = case
     return (f"On x of shape ({n}, {c}, {h}, {w}) with out_channels={out_channels}, "
             f"stride={stride}")

@@ -12,6 +12,7 @@ and parameter counts without memory or arithmetic.
 """
 from __future__ import annotations
 
+import operator
 from typing import List, Tuple
 
 import torch
@@ -19,8 +20,8 @@ import torch
 from ..blocks import BasicBlock, Bottleneck
 from ..models import ResNet
 from ..stats import count_parameters
-from . import Feedback, register
-from ._kit import Rules
+from . import register
+from ._kit import FunctionCheck, Mistake, Rules, WrongForm, run_function_check
 
 _BLOCKS = (BasicBlock, Bottleneck)
 
@@ -94,6 +95,45 @@ _PARAM_MISTAKES = [
 ]
 
 
+def _whole_number(got, expected: int, case) -> int:
+    try:
+        whole = not isinstance(got, bool) and int(got) == got
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole:
+        raise WrongForm(f"expected a whole number, got {got!r}.")
+    return int(got)
+
+
+def _count_differs(got: int, expected: int, args) -> str:
+    block, _, num_classes = args
+    stem = 3 * 64 * 49 + 2 * 64
+    fc = 512 * block.expansion * num_classes + num_classes
+    return (f"off by {got - expected:+,}. Of those, the stem has {stem:,} and the fc layer "
+            f"{fc:,}; the rest sits in the four stages. Count one stage of ResNet-18 by hand "
+            "and compare with count_parameters(model.layer2).")
+
+
+def _counted_with(variant: dict):
+    return lambda block, layers, num_classes: formula_param_count(block, layers, num_classes,
+                                                                  **variant)
+
+
+PARAM_COUNT = FunctionCheck(
+    cases=tuple(_PARAM_CASES), make_inputs=lambda case, g: (case[0], list(case[1]), case[2]),
+    reference=lambda block, layers, num_classes: count_parameters(
+        _meta_resnet(block, layers, num_classes)),
+    names=("block", "layers", "num_classes"), by_name=("num_classes",),
+    read=_whole_number, same=operator.eq, differs=_count_differs,
+    mistakes=tuple(Mistake(_counted_with(variant), hint) for variant, hint in _PARAM_MISTAKES),
+    describe=lambda case, args: (f"For resnet_param_count({_name(args[0])}, {args[1]}, "
+                                 f"num_classes={args[2]})"),
+    say=lambda where, got, expected, hint: (f"{where}: you return {got:,}, the model has "
+                                            f"{expected:,}: {hint}"),
+    success=f"matches the real models on all {len(_PARAM_CASES)} configurations "
+            "(ResNet-18 to -152 and a few made-up ones).")
+
+
 @register("ch08-param-count", names=["resnet_param_count"],
           title="ResNet parameters by formula", observe=True,
           rules=Rules(forbidden=("resnet_edu", "torchvision", "torch.nn", "torch.empty",
@@ -101,37 +141,8 @@ _PARAM_MISTAKES = [
                       forbidden_imports=("resnet_edu", "torchvision"), no_modules=True,
                       why="Count the parameters without building any model (not even on "
                           "the meta device): use the architecture, not `parameters()`."))
-def _check_param_count(resnet_param_count) -> Feedback:
-    exercise = "ch08-param-count"
-    with torch.random.fork_rng():
-        for block, layers, num_classes in _PARAM_CASES:
-            where = (f"For resnet_param_count({_name(block)}, {layers}, "
-                     f"num_classes={num_classes})")
-            expected = count_parameters(_meta_resnet(block, layers, num_classes))
-            got = resnet_param_count(block, list(layers), num_classes=num_classes)
-            try:
-                whole = not isinstance(got, bool) and int(got) == got
-            except (TypeError, ValueError, OverflowError):
-                whole = False
-            if not whole:
-                return Feedback(exercise, False, f"{where}: expected a whole number, got "
-                                f"{got!r}.")
-            got = int(got)
-            if got == expected:
-                continue
-            for variant, hint in _PARAM_MISTAKES:
-                if got == formula_param_count(block, layers, num_classes, **variant):
-                    return Feedback(exercise, False, f"{where}: you return {got:,}, the model "
-                                    f"has {expected:,}: {hint}")
-            stem = 3 * 64 * 49 + 2 * 64
-            fc = 512 * block.expansion * num_classes + num_classes
-            return Feedback(exercise, False, f"{where}: you return {got:,}, the model has "
-                            f"{expected:,} (off by {got - expected:+,}). Of those, the stem has "
-                            f"{stem:,} and the fc layer {fc:,}; the rest sits in the four "
-                            "stages. Count one stage of ResNet-18 by hand and compare with "
-                            "count_parameters(model.layer2).")
-    return Feedback(exercise, True, f"matches the real models on all {len(_PARAM_CASES)} "
-                    "configurations (ResNet-18 to -152 and a few made-up ones).")
+def _check_param_count(resnet_param_count):
+    return run_function_check(PARAM_COUNT, resnet_param_count)
 
 
 # ------------------------------------------------------------------ ch08-stage-shapes
@@ -161,49 +172,53 @@ _SHAPE_CASES = [(BasicBlock, 224, 224), (Bottleneck, 224, 224), (Bottleneck, 225
                 (BasicBlock, 97, 130), (Bottleneck, 33, 47), (BasicBlock, 64, 64)]
 
 
+def _five_shapes(got, expected, case) -> List[Tuple[int, ...]]:
+    try:
+        got = [tuple(int(v) for v in shape) for shape in got]
+    except (TypeError, ValueError):
+        raise WrongForm(f"return a list of five (C, H, W) tuples of integers, got "
+                        f"{got!r}.") from None
+    if len(got) != 5:
+        raise WrongForm(f"expected five shapes (after the stem, then after layer1 ... "
+                        f"layer4), got {len(got)}.")
+    if any(len(s) != 3 for s in got):
+        raise WrongForm(f"each shape is (C, H, W), without the batch dimension; got {got}.")
+    return got
+
+
+def _shapes_differ(got, expected, args) -> str:
+    channels, expected_channels = [s[0] for s in got], [s[0] for s in expected]
+    if channels != expected_channels:
+        return (f"the channels are {channels}, expected {expected_channels}. The stem gives "
+                "64; stage k outputs 64 * 2**k * block.expansion (expansion is 1 for "
+                "BasicBlock, 4 for Bottleneck).")
+    if got[0][1] == 2 * expected[0][1] or got[0][1] == 2 * expected[0][1] - 1:
+        return (f"after the stem the size should be {expected[0][1:]}, you have "
+                f"{got[0][1:]}. The stem halves twice: the 7x7 convolution with stride 2 and "
+                "the 3x3 max pool with stride 2.")
+    return (f"you got {got}, expected {expected}. The first stage keeps the size, each later "
+            "stage halves it (rounding up), and each output size is floor((H + 2p - k) / s) "
+            "+ 1.")
+
+
+STAGE_SHAPES = FunctionCheck(
+    cases=tuple(_SHAPE_CASES), make_inputs=lambda case, g: case, reference=_reference_shapes,
+    read=_five_shapes, same=operator.eq, differs=_shapes_differ,
+    mistakes=(Mistake(_floor_shapes, lambda *args: (
+        f"you got {_floor_shapes(*args)}, expected {_reference_shapes(*args)}. Halving an odd "
+        "size rounds *up* here: a 3x3 window with stride 2 and padding 1 gives floor((H - 1) "
+        "/ 2) + 1 outputs (the 7x7 stem conv with padding 3 and the max pool too).")),),
+    describe=lambda case, args: f"For stage_output_shapes({_name(args[0])}, {args[1]}, "
+                                f"{args[2]})",
+    success=f"matches a forward pass through the real model for all {len(_SHAPE_CASES)} "
+            "input sizes (odd sizes included).")
+
+
 @register("ch08-stage-shapes", names=["stage_output_shapes"],
           title="Shapes through the stages", observe=True,
           rules=Rules(forbidden=("resnet_edu", "torchvision", "torch.nn", "torch.device"),
                       forbidden_imports=("resnet_edu", "torchvision"), no_modules=True,
                       why="Compute the shapes without running the model: use the output-size "
                           "formula."))
-def _check_stage_shapes(stage_output_shapes) -> Feedback:
-    exercise = "ch08-stage-shapes"
-    with torch.random.fork_rng():
-        for block, height, width in _SHAPE_CASES:
-            where = f"For stage_output_shapes({_name(block)}, {height}, {width})"
-            expected = _reference_shapes(block, height, width)
-            got = stage_output_shapes(block, height, width)
-            try:
-                got = [tuple(int(v) for v in shape) for shape in got]
-            except (TypeError, ValueError):
-                return Feedback(exercise, False, f"{where}: return a list of five (C, H, W) "
-                                f"tuples of integers, got {got!r}.")
-            if got == expected:
-                continue
-            if len(got) != 5:
-                return Feedback(exercise, False, f"{where}: expected five shapes (after the "
-                                f"stem, then after layer1 ... layer4), got {len(got)}.")
-            if any(len(s) != 3 for s in got):
-                return Feedback(exercise, False, f"{where}: each shape is (C, H, W), without "
-                                f"the batch dimension; got {got}.")
-            if [s[0] for s in got] != [s[0] for s in expected]:
-                return Feedback(exercise, False, f"{where}: the channels are "
-                                f"{[s[0] for s in got]}, expected {[s[0] for s in expected]}. "
-                                "The stem gives 64; stage k outputs 64 * 2**k * block.expansion "
-                                "(expansion is 1 for BasicBlock, 4 for Bottleneck).")
-            if got == _floor_shapes(block, height, width):
-                return Feedback(exercise, False, f"{where}: you got {got}, expected {expected}. "
-                                "Halving an odd size rounds *up* here: a 3x3 window with stride "
-                                "2 and padding 1 gives floor((H - 1) / 2) + 1 outputs (the 7x7 "
-                                "stem conv with padding 3 and the max pool too).")
-            if got[0][1] == 2 * expected[0][1] or got[0][1] == 2 * expected[0][1] - 1:
-                return Feedback(exercise, False, f"{where}: after the stem the size should be "
-                                f"{expected[0][1:]}, you have {got[0][1:]}. The stem halves twice: "
-                                "the 7x7 convolution with stride 2 and the 3x3 max pool with "
-                                "stride 2.")
-            return Feedback(exercise, False, f"{where}: you got {got}, expected {expected}. The "
-                            "first stage keeps the size, each later stage halves it (rounding "
-                            "up), and each output size is floor((H + 2p - k) / s) + 1.")
-    return Feedback(exercise, True, f"matches a forward pass through the real model for all "
-                    f"{len(_SHAPE_CASES)} input sizes (odd sizes included).")
+def _check_stage_shapes(stage_output_shapes):
+    return run_function_check(STAGE_SHAPES, stage_output_shapes)

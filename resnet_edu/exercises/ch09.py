@@ -13,7 +13,7 @@ import math
 import torch
 
 from . import Feedback, register
-from ._kit import Rules, generator
+from ._kit import FunctionCheck, Mistake, Rules, WrongForm, run_function_check
 
 
 def _reference_confusion(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int):
@@ -23,17 +23,67 @@ def _reference_confusion(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes
                                             labels=list(range(num_classes))))
 
 
-def _confusion_cases():
-    g = generator(9)
-    cases = [(torch.tensor([0, 1, 2, 2]), torch.tensor([0, 2, 2, 1]), 3)]
-    for n, k in ((50, 4), (200, 10), (30, 6)):
-        y_true = torch.randint(0, k, (n,), generator=g)
-        y_pred = torch.where(torch.rand(n, generator=g) < 0.6, y_true,
-                             torch.randint(0, k, (n,), generator=g))
-        cases.append((y_true, y_pred, k))
-    # the last class never occurs, neither as truth nor as prediction
-    cases.append((torch.tensor([0, 1, 1, 0, 2]), torch.tensor([1, 1, 0, 0, 2]), 5))
-    return cases
+# (y_true, y_pred, num_classes) as given, or (images, num_classes) drawn at random with
+# 60% right predictions; the last case has a class that never occurs, as truth or prediction
+_CONFUSION_CASES = (([0, 1, 2, 2], [0, 2, 2, 1], 3), (50, 4), (200, 10), (30, 6),
+                    ([0, 1, 1, 0, 2], [1, 1, 0, 0, 2], 5))
+
+
+def _labels(case, g: torch.Generator) -> tuple:
+    if len(case) == 3:
+        return torch.tensor(case[0]), torch.tensor(case[1]), case[2]
+    n, k = case
+    y_true = torch.randint(0, k, (n,), generator=g)
+    y_pred = torch.where(torch.rand(n, generator=g) < 0.6, y_true,
+                         torch.randint(0, k, (n,), generator=g))
+    return y_true, y_pred, k
+
+
+def _describe(case, args) -> str:
+    y_true, _, k = args
+    more = "..." if len(y_true) > 8 else ""
+    return f"For y_true={y_true.tolist()[:8]}{more}, num_classes={k}"
+
+
+def _counts(got, expected: torch.Tensor, case) -> torch.Tensor:
+    k = expected.shape[0]
+    try:
+        matrix = torch.as_tensor(got)
+    except (TypeError, ValueError, RuntimeError):
+        raise WrongForm(f"expected a tensor, got {type(got).__name__}. Return a (num_classes, "
+                        "num_classes) tensor.") from None
+    if matrix.shape != expected.shape:
+        hint = ""
+        if matrix.dim() == 2 and matrix.shape[0] == matrix.shape[1] < k:
+            hint = (" A class that never appears still needs its row and column: size the "
+                    "matrix by num_classes, not by the largest label seen.")
+        raise WrongForm(f"the matrix has shape {tuple(matrix.shape)}, expected ({k}, "
+                        f"{k}).{hint}")
+    if matrix.is_floating_point() and not torch.equal(matrix, matrix.round()):
+        raise WrongForm("entries should be whole counts, got fractions. Count images; do not "
+                        "normalise.")
+    return matrix.to(expected.dtype)
+
+
+def _confusion_differs(got: torch.Tensor, expected: torch.Tensor, args) -> str:
+    n = len(args[0])
+    if int(got.sum()) != n:
+        return (f"the entries add up to {int(got.sum())}, but there are {n} images. Count "
+                "every image exactly once, in cell [y_true, y_pred].")
+    if torch.equal(got.diagonal(), expected.diagonal()):
+        return ("the diagonal (correct predictions) is right but some off-diagonal cells are "
+                "not. Check which index is the row (true class) and which the column.")
+    return f"expected {expected.tolist()}, got {got.tolist()}."
+
+
+CONFUSION_MATRIX = FunctionCheck(
+    cases=_CONFUSION_CASES, make_inputs=_labels, seed=9, reference=_reference_confusion,
+    read=_counts, same=torch.equal, describe=_describe, differs=_confusion_differs,
+    mistakes=(Mistake(lambda *args: _reference_confusion(*args).T, "your matrix is "
+                      "transposed. Row i should hold the images whose *true* class is i, "
+                      "column j those *predicted* as j."),),
+    success="matches scikit-learn's confusion_matrix on "
+            f"{len(_CONFUSION_CASES)} cases, including a class that never occurs.")
 
 
 @register("ch09-confusion-matrix", names=["confusion_matrix"], title="A confusion matrix",
@@ -41,47 +91,8 @@ def _confusion_cases():
           rules=Rules(forbidden=("sklearn", "torchmetrics"),
                       forbidden_imports=("sklearn", "torchmetrics"),
                       why="Count the pairs yourself (no scikit-learn)."))
-def _check_confusion_matrix(confusion_matrix) -> Feedback:
-    exercise = "ch09-confusion-matrix"
-    for y_true, y_pred, k in _confusion_cases():
-        expected = _reference_confusion(y_true, y_pred, k)
-        got = confusion_matrix(y_true.clone(), y_pred.clone(), k)
-        where = f"For y_true={y_true.tolist()[:8]}{'...' if len(y_true) > 8 else ''}, " \
-                f"num_classes={k}"
-        try:
-            got = torch.as_tensor(got)
-        except Exception:
-            return Feedback(exercise, False, f"{where}: expected a tensor, got "
-                            f"{type(got).__name__}. Return a (num_classes, num_classes) tensor.")
-        if got.shape != expected.shape:
-            hint = ""
-            if got.dim() == 2 and got.shape[0] == got.shape[1] < k:
-                hint = (" A class that never appears still needs its row and column: size "
-                        "the matrix by num_classes, not by the largest label seen.")
-            return Feedback(exercise, False, f"{where}: the matrix has shape "
-                            f"{tuple(got.shape)}, expected ({k}, {k}).{hint}")
-        if got.is_floating_point() and not torch.equal(got, got.round()):
-            return Feedback(exercise, False, f"{where}: entries should be whole counts, "
-                            f"got fractions. Count images; do not normalise.")
-        got = got.to(expected.dtype)
-        if torch.equal(got, expected):
-            continue
-        if torch.equal(got, expected.T):
-            return Feedback(exercise, False, f"{where}: your matrix is transposed. Row i "
-                            f"should hold the images whose *true* class is i, column j those "
-                            f"*predicted* as j.")
-        if int(got.sum()) != len(y_true):
-            return Feedback(exercise, False, f"{where}: the entries add up to "
-                            f"{int(got.sum())}, but there are {len(y_true)} images. Count "
-                            f"every image exactly once, in cell [y_true, y_pred].")
-        if torch.equal(got.diagonal(), expected.diagonal()):
-            return Feedback(exercise, False, f"{where}: the diagonal (correct predictions) "
-                            f"is right but some off-diagonal cells are not. Check which "
-                            f"index is the row (true class) and which the column.")
-        return Feedback(exercise, False, f"{where}: expected {expected.tolist()}, got "
-                        f"{got.tolist()}.")
-    return Feedback(exercise, True, "matches scikit-learn's confusion_matrix on "
-                    f"{len(_confusion_cases())} cases, including a class that never occurs.")
+def _check_confusion_matrix(confusion_matrix):
+    return run_function_check(CONFUSION_MATRIX, confusion_matrix)
 
 
 def _reference_lr(iteration: int) -> float:

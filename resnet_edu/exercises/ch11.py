@@ -48,7 +48,7 @@ def _count_differs(got: List[int], expected: List[int], args) -> str:
 
 PATH_COUNTS = FunctionCheck(
     cases=_NUM_BLOCKS, make_inputs=lambda n, g: (n,), reference=_binomials,
-    read=_whole_numbers, same=operator.eq, describe="paths_by_length({})".format,
+    read=_whole_numbers, same=operator.eq, describe=lambda n, args: f"paths_by_length({n})",
     say=lambda where, got, expected, hint: f"{where} {hint}",
     mistakes=(Mistake(lambda n: _binomials(n)[1:], lambda n: (
                   f"has {n} entries: the path that skips every branch (length 0) is "
@@ -114,7 +114,7 @@ FILTER_NORMALISE = FunctionCheck(
     cases=((16, 8, 3, 3), (4, 1, 3, 3), (10, 64), (1, 5, 1, 1), (32,)), seed=11,
     make_inputs=_draw, reference=_reference_normalise, read=_same_shape,
     same=lambda got, expected: torch.allclose(got, expected, rtol=1e-4, atol=1e-6),
-    describe=lambda shape: f"shape {shape}",
+    describe=lambda shape, args: f"shape {shape}",
     mistakes=(Mistake(_filters_only(lambda d, w: d * (w.norm() / d.norm())),
                       "you rescaled the whole tensor to the weight's norm. Rescale each "
                       "filter (each output channel, index 0) to the norm of the same filter "

@@ -95,7 +95,7 @@ def _read(got, expected: int, case):
 BLOCK_FLOPS = FunctionCheck(
     cases=_CASES, make_inputs=lambda case, generator: case, reference=measured_flops,
     read=_read, same=lambda got, expected: got == expected, mistakes=_MISTAKES,
-    describe=lambda case: "block_training_flops({}, {}, {}, {}, {}, {})".format(*case),
+    describe=lambda case, args: "block_training_flops({}, {}, {}, {}, {}, {})".format(*args),
     say=lambda where, got, expected, hint: (f"{where} = {got:,}, but flop_counter counts "
                                             f"{expected:,}: {hint}."),
     differs=lambda got, expected, case: (

@@ -117,8 +117,8 @@ def _differs(got, expected, args) -> str:
 COMBINE_BATCH_STATS = FunctionCheck(
     cases=_CASES, make_inputs=_draw, seed=13, reference=_global, read=_read, same=_same,
     mistakes=_MISTAKES, differs=_differs,
-    describe=lambda sizes: (f"with {len(sizes)} processes of {', '.join(map(str, sizes))} "
-                            f"images"),
+    describe=lambda sizes, args: (f"with {len(sizes)} processes of "
+                                  f"{', '.join(map(str, sizes))} images"),
     success="for equal and unequal micro-batches your mean and variance are exactly those "
             "of the whole global batch: what SyncBatchNorm normalises with, computed from "
             "one all-reduce of a few numbers per channel.")
