@@ -43,7 +43,10 @@ EX = {e.id: e for m in MASTERS.values() for e in m.exercises}
 NOTEBOOK = {e.id: chapter for chapter, m in MASTERS.items() for e in m.exercises}
 CLASS_EXERCISES = ["ch04-preact-block", "ch05-fix-the-post", "ch05-find-the-bug",
                    "ch07-bottleneck-block", "ch10-relu-only-preact"]
-OBSERVED_NOW = ["ch06-shortcut-a", "ch12-block-flops", "ch13-combine-batch-stats"]
+OBSERVED_NOW = ["ch01-conv2d-by-hand", "ch02-batchnorm-by-hand", "ch06-shortcut-a",
+                "ch08-param-count", "ch08-stage-shapes", "ch09-confusion-matrix",
+                "ch11-path-counts", "ch11-filter-normalise", "ch12-block-flops",
+                "ch13-combine-batch-stats"]     # the FunctionChecks, run on the stand-in
 
 
 def wire(reply: dict) -> dict:

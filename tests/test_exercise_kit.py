@@ -4,6 +4,7 @@ exactly what the book's notebooks show; chapter 13's reference against torch."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -44,12 +45,23 @@ TOY = FunctionCheck(
     (lambda x, *, factor: x + factor, "On (3, 2.0): you added the factor."),
     (lambda x, *, factor: x * abs(factor), "On (5, -1.5): the sign of -1.5 is lost."),
     (lambda x, *, factor: x * 0, "On (3, 2.0): the values differ."),
-    (lambda x, *, factor: x.mul_(factor), "On (3, 2.0): your function changed its input `x` "
-                                          "in place. Return a new tensor."),
+    (lambda x, *, factor: x.mul_(factor), "On (3, 2.0): your function changed `x` in place. "
+                                          "Return a new tensor."),
     (lambda x, *, factor: (factor * x).double(), "On (3, 2.0): return float32."),
 ])
 def test_each_step_of_the_runner(function, message):
     assert run_function_check(TOY, function) == (message is None, message or "all right.")
+
+
+def test_an_argument_that_may_change_is_handed_as_a_copy():
+    def scales_in_place(x, *, factor):
+        return x.mul_(factor)
+
+    assert run_function_check(replace(TOY, may_change=("x",)), scales_in_place) == \
+        (True, "all right.")
+    assert run_function_check(replace(TOY, in_place=""), scales_in_place) == \
+        (True, "all right.")
+    assert not run_function_check(TOY, scales_in_place)[0]
 
 
 def test_inputs_come_from_the_kits_generator_in_order():
@@ -64,6 +76,7 @@ CONVERTED = {"ch01-conv2d-by-hand": ("01_convolution.ipynb", "conv2d_by_hand"),
              "ch08-param-count": ("08_full_resnet.ipynb", "resnet_param_count"),
              "ch08-stage-shapes": ("08_full_resnet.ipynb", "stage_output_shapes"),
              "ch09-confusion-matrix": ("09_training_cifar_resnet.ipynb", "confusion_matrix"),
+             "ch02-batchnorm-by-hand": ("02_conv_bn_relu.ipynb", "batchnorm_by_hand"),
              "ch06-shortcut-a": ("06_shortcuts.ipynb", "shortcut_a"),
              "ch11-path-counts": ("11_why_residuals_train.ipynb", "paths_by_length"),
              "ch11-filter-normalise": ("11_why_residuals_train.ipynb", "filter_normalise"),

@@ -24,7 +24,7 @@ import contextlib
 import random
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -203,8 +203,9 @@ class FunctionCheck:
     computes the right answer. Then, in this order:
 
     - ``in_place`` (a sentence): when set, a tensor argument the function changed in
-      place fails the case (``names`` quotes the arguments); when empty, the arguments
-      are the check's own copies and the function may do what it likes with them;
+      place fails the case (``names`` quotes the arguments), except those in
+      ``may_change``; the function gets copies of the arguments it may change (all of
+      them when ``in_place`` is empty);
     - ``read(got, expected, case)``: the answer in comparable form (e.g. as the
       reference's dtype), or :class:`WrongForm` with what is wrong with its type or shape;
     - ``same(value, expected)``: right or not. When wrong, the first of ``mistakes``
@@ -232,6 +233,7 @@ class FunctionCheck:
     names: Tuple[str, ...] = ()
     by_name: Tuple[str, ...] = ()
     in_place: str = ""
+    may_change: Tuple[str, ...] = ()
     then: Optional[Callable[[object, tuple, object], Optional[str]]] = None
     seed: int = 0
 
@@ -244,10 +246,15 @@ def _call(spec: FunctionCheck, function, args: tuple):
     return function(*positional, **named)
 
 
+def _watched(spec: FunctionCheck) -> List[bool]:
+    """For each named argument: must the function leave it as it is?"""
+    return [bool(spec.in_place) and name not in spec.may_change for name in spec.names]
+
+
 def _changed(spec: FunctionCheck, args: tuple, before: list) -> Optional[str]:
-    for name, arg, old in zip(spec.names, args, before):
-        if old is not None and not torch.equal(arg.detach(), old):
-            return f"your function changed its input `{name}` in place. {spec.in_place}"
+    for name, watched, arg, old in zip(spec.names, _watched(spec), args, before):
+        if watched and old is not None and not torch.equal(arg.detach(), old):
+            return f"your function changed `{name}` in place. {spec.in_place}"
     return None
 
 
@@ -256,14 +263,14 @@ def _case_problem(spec: FunctionCheck, function, case, args: tuple) -> Optional[
     where = spec.describe(case, args)
     expected = spec.reference(*args)
     before = [a.detach().clone() if isinstance(a, torch.Tensor) else None for a in args]
-    if spec.in_place:
-        got = _call(spec, function, args)
-        changed = _changed(spec, args, before)
-        if changed:
-            return f"{where}: {changed}"
-    else:           # the function gets copies: the mistakes below see the inputs as drawn
-        got = _call(spec, function, tuple(a.clone() if isinstance(a, torch.Tensor) else a
-                                          for a in args))
+    # the watched arguments go as they are, the others as copies: either way the mistakes
+    # below see the inputs as drawn
+    watched = _watched(spec) + [False] * (len(args) - len(spec.names))
+    got = _call(spec, function, tuple(a.clone() if isinstance(a, torch.Tensor) and not w
+                                      else a for a, w in zip(args, watched)))
+    changed = _changed(spec, args, before)
+    if changed:
+        return f"{where}: {changed}"
     try:
         value = spec.read(got, expected, case)
     except WrongForm as wrong:

@@ -12,8 +12,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from . import Feedback, register
-from ._kit import Rules, generator
+from . import register
+from ._kit import FunctionCheck, Mistake, Rules, WrongForm, run_function_check
 
 # (N, C, H, W, training, momentum, eps, channel scales)
 _BN_CASES = [
@@ -33,46 +33,57 @@ def _affine(x_hat, gamma, beta):
     return x_hat * gamma.reshape(1, -1, 1, 1) + beta.reshape(1, -1, 1, 1)
 
 
-def _wrong_outputs(x, gamma, beta, running_mean, running_var, training, eps):
-    """Realistic mistakes and what each one computes, for a targeted hint."""
-    mean = x.mean(dim=(0, 2, 3), keepdim=True)
-    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
-    var_unbiased = x.var(dim=(0, 2, 3), unbiased=True, keepdim=True)
-    per_sample_mean = x.mean(dim=(2, 3), keepdim=True)
-    per_sample_var = x.var(dim=(2, 3), unbiased=False, keepdim=True)
-    mistakes = [
-        (_affine((x - mean) / torch.sqrt(var_unbiased + eps), gamma, beta),
-         "you normalised with the unbiased variance (divided by n - 1). BatchNorm normalises "
-         "with the biased batch variance (divide by n = N*H*W); the unbiased one is only used "
-         "for the running estimate."),
-        (_affine((x - mean) / (torch.sqrt(var) + eps), gamma, beta),
-         "eps is added outside the square root. It belongs inside: "
-         "(x - mean) / sqrt(var + eps)."),
-        (_affine((x - per_sample_mean) / torch.sqrt(per_sample_var + eps), gamma, beta),
-         "you computed the statistics per sample and channel (over H and W only); that is "
-         "InstanceNorm. BatchNorm averages over the batch too: dims (0, 2, 3)."),
-        (_affine((x - x.mean()) / torch.sqrt(x.var(unbiased=False) + eps), gamma, beta),
-         "you computed one mean and variance for the whole tensor. BatchNorm keeps one pair "
-         "per channel: reduce over dims (0, 2, 3)."),
-        ((x - mean) / torch.sqrt(var + eps),
-         "gamma and beta are not applied: after normalising, multiply by gamma[c] and add "
-         "beta[c] in channel c."),
-    ]
-    if training:
-        normalised = ((x - running_mean.reshape(1, -1, 1, 1))
-                      / torch.sqrt(running_var.reshape(1, -1, 1, 1) + eps))
-        mistakes.insert(0, (_affine(normalised, gamma, beta),
-                            "in training mode you normalised with the running statistics. "
-                            "Training mode uses the current batch's mean and variance."))
-    else:
-        mistakes.insert(0, (_affine((x - mean) / torch.sqrt(var + eps), gamma, beta),
-                            "in evaluation mode (training=False) you used the batch "
-                            "statistics. Evaluation mode normalises with running_mean and "
-                            "running_var, so an image's output does not depend on the rest "
-                            "of the batch."))
-    # the mode mistake goes first: with a tiny eps, "batch statistics in evaluation mode"
-    # would otherwise be reported as "eps outside the square root"
-    return mistakes
+def _batch_normalised(x, eps, unbiased=False, dims=(0, 2, 3), eps_inside=True):
+    """(x - mean) / sqrt(var + eps) with the statistics over ``dims`` (a mistake's way)."""
+    mean = x.mean(dim=dims, keepdim=True)
+    var = x.var(dim=dims, unbiased=unbiased, keepdim=True)
+    return (x - mean) / (torch.sqrt(var + eps) if eps_inside else torch.sqrt(var) + eps)
+
+
+def _in_mode(training: bool, wrong):
+    """A mistake that only applies in training mode (or only in evaluation mode)."""
+    def expected(x, gamma, beta, running_mean, running_var, mode, momentum, eps):
+        if mode != training:
+            raise ValueError("a mistake of the other mode")
+        return wrong(x, gamma, beta, running_mean, running_var, eps)
+    return expected
+
+
+def _affine_of(normalise):
+    """The mistake ``gamma * normalise(x, eps) + beta`` (the right affine step)."""
+    return lambda x, gamma, beta, rm, rv, training, momentum, eps: _affine(
+        normalise(x, eps), gamma, beta)
+
+
+# realistic mistakes and what each one computes; the mode mistakes go first: with a tiny
+# eps, "batch statistics in evaluation mode" would otherwise read "eps outside the root"
+_MISTAKES = (
+    Mistake(_in_mode(True, lambda x, g, b, rm, rv, eps: _affine(
+        (x - rm.reshape(1, -1, 1, 1)) / torch.sqrt(rv.reshape(1, -1, 1, 1) + eps), g, b)),
+        "in training mode you normalised with the running statistics. Training mode uses "
+        "the current batch's mean and variance."),
+    Mistake(_in_mode(False, lambda x, g, b, rm, rv, eps: _affine(
+        _batch_normalised(x, eps), g, b)),
+        "in evaluation mode (training=False) you used the batch statistics. Evaluation mode "
+        "normalises with running_mean and running_var, so an image's output does not "
+        "depend on the rest of the batch."),
+    Mistake(_affine_of(lambda x, eps: _batch_normalised(x, eps, unbiased=True)),
+            "you normalised with the unbiased variance (divided by n - 1). BatchNorm "
+            "normalises with the biased batch variance (divide by n = N*H*W); the unbiased "
+            "one is only used for the running estimate."),
+    Mistake(_affine_of(lambda x, eps: _batch_normalised(x, eps, eps_inside=False)),
+            "eps is added outside the square root. It belongs inside: "
+            "(x - mean) / sqrt(var + eps)."),
+    Mistake(_affine_of(lambda x, eps: _batch_normalised(x, eps, dims=(2, 3))),
+            "you computed the statistics per sample and channel (over H and W only); that "
+            "is InstanceNorm. BatchNorm averages over the batch too: dims (0, 2, 3)."),
+    Mistake(_affine_of(lambda x, eps: _batch_normalised(x, eps, dims=(0, 1, 2, 3))),
+            "you computed one mean and variance for the whole tensor. BatchNorm keeps one "
+            "pair per channel: reduce over dims (0, 2, 3)."),
+    Mistake(lambda x, gamma, beta, rm, rv, training, momentum, eps: _batch_normalised(x, eps),
+            "gamma and beta are not applied: after normalising, multiply by gamma[c] and add "
+            "beta[c] in channel c."),
+)
 
 
 def _running_stats_mistake(x, before, returned, reference, training: bool,
@@ -112,60 +123,74 @@ def _running_stats_mistake(x, before, returned, reference, training: bool,
     return None
 
 
+def _draw(case, g: torch.Generator) -> tuple:
+    """``(x, gamma, beta, running_mean, running_var, training, momentum, eps)``, float64,
+    the channels of x at their own scales."""
+    n, c, h, w, training, momentum, eps, scales = case
+    scale = torch.tensor(scales, dtype=torch.float64).reshape(1, c, 1, 1)
+    x = torch.randn(n, c, h, w, generator=g, dtype=torch.float64) * scale + 0.5
+    gamma = 1 + 0.5 * torch.randn(c, generator=g, dtype=torch.float64)
+    beta = torch.randn(c, generator=g, dtype=torch.float64)
+    running_mean = 0.2 * torch.randn(c, generator=g, dtype=torch.float64)
+    running_var = 1 + torch.rand(c, generator=g, dtype=torch.float64)
+    return x, gamma, beta, running_mean, running_var, training, momentum, eps
+
+
+def _reference(x, gamma, beta, running_mean, running_var, training, momentum, eps):
+    """``(y, new_running_mean, new_running_var)`` as nn.BatchNorm2d computes them."""
+    new_mean, new_var = running_mean.clone(), running_var.clone()
+    y = F.batch_norm(x, new_mean, new_var, gamma, beta, training=training,
+                     momentum=momentum, eps=eps)           # updates new_mean and new_var
+    return y, new_mean, new_var
+
+
+def _output(result, expected: torch.Tensor, case) -> torch.Tensor:
+    """The returned y (the running statistics are checked once y is right)."""
+    if not (isinstance(result, (tuple, list)) and len(result) == 3):
+        length = f" of length {len(result)}" if isinstance(result, (tuple, list)) else ""
+        raise WrongForm(f"expected a tuple (y, running_mean, running_var), got "
+                        f"{type(result).__name__}{length}.")
+    y = result[0]
+    if not isinstance(y, torch.Tensor) or y.shape != expected.shape:
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise WrongForm(f"y has shape {shape}, expected {tuple(expected.shape)} (the same as "
+                        "x). Reshape the per-channel tensors to (1, C, 1, 1) so they "
+                        "broadcast over N, H and W.")
+    return y
+
+
+def _y_differs(y: torch.Tensor, expected: torch.Tensor, args) -> str:
+    return (f"y differs from nn.BatchNorm2d's output (largest difference "
+            f"{float((y.to(expected.dtype) - expected).abs().max()):.3g}). Per channel: "
+            "subtract the batch mean, divide by sqrt(biased variance + eps), then scale by "
+            "gamma and shift by beta.")
+
+
+def _running_stats(result, args, case) -> Optional[str]:
+    x, _, _, running_mean, running_var, training, momentum, _ = args
+    _, new_mean, new_var = _reference(*args)
+    return _running_stats_mistake(x, (running_mean, running_var), tuple(result[1:]),
+                                  (new_mean, new_var), training, momentum)
+
+
+BATCHNORM_BY_HAND = FunctionCheck(
+    cases=tuple(_BN_CASES), make_inputs=_draw, seed=7,
+    reference=lambda *args: _reference(*args)[0], read=_output, same=_close,
+    mistakes=_MISTAKES, differs=_y_differs, then=_running_stats,
+    names=("x", "gamma", "beta", "running_mean", "running_var", "training", "momentum",
+           "eps"), by_name=("training", "momentum", "eps"),
+    in_place="Compute new tensors instead.", may_change=("running_mean", "running_var"),
+    describe=lambda case, args: (f"On x of shape {tuple(args[0].shape)} with "
+                                 f"training={case[4]}, momentum={case[5]}, eps={case[6]:g}"),
+    success=f"matches nn.BatchNorm2d on all {len(_BN_CASES)} cases "
+            "(output and running statistics, training and evaluation mode).")
+
+
 @register("ch02-batchnorm-by-hand", names=["batchnorm_by_hand"], title="BatchNorm by hand",
           observe=True, rules=Rules(
               forbidden=("torch.nn.functional.batch_norm", "torch.batch_norm",
                          "torch.native_batch_norm", "torch.nn.BatchNorm", "torch.nn.LazyBatchNorm",
                          "torch.nn.modules.batchnorm", "torch.nn.SyncBatchNorm"),
               why="Do not call `F.batch_norm` or `nn.BatchNorm2d`."))
-def _check_batchnorm_by_hand(batchnorm_by_hand) -> Feedback:
-    exercise = "ch02-batchnorm-by-hand"
-    g = generator(7)
-    for n, c, h, w, training, momentum, eps, scales in _BN_CASES:
-        scale = torch.tensor(scales, dtype=torch.float64).reshape(1, c, 1, 1)
-        x = torch.randn(n, c, h, w, generator=g, dtype=torch.float64) * scale + 0.5
-        gamma = 1 + 0.5 * torch.randn(c, generator=g, dtype=torch.float64)
-        beta = torch.randn(c, generator=g, dtype=torch.float64)
-        running_mean = 0.2 * torch.randn(c, generator=g, dtype=torch.float64)
-        running_var = 1 + torch.rand(c, generator=g, dtype=torch.float64)
-        originals = {"x": x.clone(), "gamma": gamma.clone(), "beta": beta.clone()}
-
-        ref_mean, ref_var = running_mean.clone(), running_var.clone()
-        expected = F.batch_norm(x, ref_mean, ref_var, gamma, beta, training=training,
-                                momentum=momentum, eps=eps)   # updates ref_mean/ref_var
-        result = batchnorm_by_hand(x, gamma, beta, running_mean.clone(), running_var.clone(),
-                                   training=training, momentum=momentum, eps=eps)
-        where = (f"On x of shape ({n}, {c}, {h}, {w}) with training={training}, "
-                 f"momentum={momentum}, eps={eps:g}")
-        if not (isinstance(result, (tuple, list)) and len(result) == 3):
-            return Feedback(exercise, False, f"{where}: expected a tuple (y, running_mean, "
-                            f"running_var), got {type(result).__name__}"
-                            + (f" of length {len(result)}" if isinstance(result, (tuple, list))
-                               else "") + ".")
-        y, new_mean, new_var = result
-        for name, before in originals.items():
-            now = {"x": x, "gamma": gamma, "beta": beta}[name]
-            if not torch.equal(before, now):
-                return Feedback(exercise, False, f"{where}: your function changed `{name}` in "
-                                "place; compute new tensors instead.")
-        if not isinstance(y, torch.Tensor) or y.shape != expected.shape:
-            shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-            return Feedback(exercise, False, f"{where}: y has shape {shape}, expected "
-                            f"{tuple(expected.shape)} (the same as x). Reshape the per-channel "
-                            "tensors to (1, C, 1, 1) so they broadcast over N, H and W.")
-        if not _close(y, expected):
-            for wrong, hint in _wrong_outputs(x, gamma, beta, running_mean, running_var,
-                                              training, eps):
-                if _close(y, wrong):
-                    return Feedback(exercise, False, f"{where}: {hint}")
-            largest = float((y.to(expected.dtype) - expected).abs().max())
-            return Feedback(exercise, False, f"{where}: y differs from nn.BatchNorm2d's output "
-                            f"(largest difference {largest:.3g}). "
-                            "Per channel: subtract the batch mean, divide by sqrt(biased "
-                            "variance + eps), then scale by gamma and shift by beta.")
-        problem = _running_stats_mistake(x, (running_mean, running_var), (new_mean, new_var),
-                                         (ref_mean, ref_var), training, momentum)
-        if problem:
-            return Feedback(exercise, False, f"{where}: {problem}")
-    return Feedback(exercise, True, f"matches nn.BatchNorm2d on all {len(_BN_CASES)} cases "
-                    "(output and running statistics, training and evaluation mode).")
+def _check_batchnorm_by_hand(batchnorm_by_hand):
+    return run_function_check(BATCHNORM_BY_HAND, batchnorm_by_hand)
