@@ -12,6 +12,21 @@
   while the student's function runs.
 - **Cases and mistakes.** :func:`first_mistake` runs a catalogue of known mistakes, each
   a reference computed another way, and names the first one the student's output matches.
+- **Function exercises, declared.** A new function exercise is one :class:`FunctionCheck`
+  plus its known mistakes (:class:`Mistake`): the cases, ``make_inputs(case, generator) -> args``,
+  ``reference(*args)``, ``read`` (type and shape, :class:`WrongForm` when wrong),
+  ``same``, the mistakes, ``differs`` (the hint when no known mistake matches),
+  ``describe`` and the success sentence. :func:`run_function_check` is the one runner:
+  it draws each case's inputs from :func:`generator`, calls the student's function (with
+  copies of the arguments it may change; those it may not change are watched), reads the
+  answer, compares it with the reference and, on a mismatch, names the first matching
+  known mistake. It only calls the function with tensors and numbers and reads the
+  answer back, so it runs unchanged on the grader's stand-in (``observe=True``). The
+  check registered for the exercise is then one line::
+
+      @register("ch01-conv2d-by-hand", names=["conv2d_by_hand"], observe=True)
+      def _check_conv2d_by_hand(conv2d_by_hand):
+          return run_function_check(CONV2D_BY_HAND, conv2d_by_hand)
 - **Probes.** :class:`ModuleProbe` declares, beside a class exercise's check, a reference
   module the grader builds in its own process: the grader runs the student's class in
   the answering process on weights and inputs it draws at grading time and compares
