@@ -159,3 +159,13 @@ def test_no_file_edits_sys_path():
                  and p.name != "test_conventions.py"
                  and edit.search(p.read_text(encoding="utf-8", errors="replace"))]
     assert not offenders, f"these files edit sys.path: {offenders}"
+
+
+def test_results_url_is_the_configured_repository():
+    # chapters read committed results from GitHub where the repository is not checked out
+    from resnet_edu.notebook import RESULTS_URL
+
+    url, branch = conventions.repository()
+    owner_repo = url.removeprefix("https://github.com/")
+    assert RESULTS_URL == (f"https://raw.githubusercontent.com/{owner_repo}/{branch}/"
+                           f"{conventions.BOOK_FOLDER}/results/")
