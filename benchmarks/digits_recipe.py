@@ -24,9 +24,10 @@ from resnet_edu.train import digits_config, fit
 
 CANDIDATES = (
     "resnet20",
-    "resnet20 num_epochs=40",
-    "resnet20 num_epochs=40 batch_size=32",
-    "resnet20 num_epochs=30 weight_decay=1e-3",
+    "resnet20 label_smoothing=0.1",
+    "resnet20 num_epochs=30",
+    "resnet20 num_epochs=30 label_smoothing=0.1",
+    "resnet20 num_epochs=40 label_smoothing=0.1",
 )
 
 

@@ -6,10 +6,10 @@ For each seed (default 0, 1, 2) the split is ``resnet_edu.data.digits_loaders(se
 - the ResNet: ``python -m resnet_edu train --seed S`` exactly as a new user runs it
   (a subprocess with the command's default settings), its printed test accuracy
   and its wall time;
-- the classical baseline: an RBF support-vector machine on the 64 raw pixels
-  (scaled to [0, 1]) whose C and gamma are chosen by 5-fold cross-validation
-  (``GridSearchCV``) on the same training part; its test accuracy and the time
-  of the search plus the final fit.
+- the classical baseline, ``resnet_edu.baselines.tuned_svm``: an RBF support-vector
+  machine on the 64 raw pixels (scaled to [0, 1]) whose C and gamma are chosen by
+  5-fold cross-validation (``GridSearchCV``) on the same training part; its test
+  accuracy and the time of the search plus the final fit.
 
 The test split is only ever used for the final numbers here, never to choose
 anything. Prints one line per seed and the mean and standard deviation of each.
@@ -17,10 +17,13 @@ anything. Prints one line per seed and the mean and standard deviation of each.
     python benchmarks/digits_vs_svm.py                  # seeds 0 1 2, both models
     python benchmarks/digits_vs_svm.py --models svm
     python benchmarks/digits_vs_svm.py --train-args "--epochs 40"   # a candidate recipe
+    python benchmarks/digits_vs_svm.py --out book/results/digits_vs_svm.json   # chapter 9's file
 """
 from __future__ import annotations
 
 import argparse
+import json
+import platform
 import re
 import shlex
 import statistics
@@ -30,38 +33,25 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+import resnet_edu
+from resnet_edu.baselines import SVM_GRID, svm_accuracy, tuned_svm
 from resnet_edu.data import digits_loaders
 
-GRIDS = {   # C and gamma (on pixels in [0, 1]; scikit-learn's "scale" is about 0.1 here)
-    "full": {"C": np.logspace(-1, 3, 9), "gamma": np.logspace(-3, 0, 10)},
-    "small": {"C": [1.0, 10.0], "gamma": [0.03, 0.3]},          # for smoke tests
-}
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "book" / "results" / "digits_vs_svm.json"
+GRIDS = {"book": SVM_GRID,                                          # resnet_edu.baselines
+         "small": {"C": (1.0, 10.0), "gamma": (0.03, 0.3)}}         # for smoke tests
 
 
-def _features(loader):
-    """Raw pixels in [0, 1] as (N, 64), without the loader's augmentation or normalisation."""
-    x = loader.images.reshape(len(loader.images), -1).numpy().astype(np.float64)
-    return x * loader.scale, loader.labels.numpy()
-
-
-def svm_run(seed: int, folds: int = 5, grid: str = "full"):
+def svm_run(seed: int, folds: int = 5, grid: str = "book"):
     """Tune C and gamma by cross-validation on the training part; test accuracy and seconds."""
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
-    from sklearn.svm import SVC
-
     loaders = digits_loaders(seed=seed)
-    x_train, y_train = _features(loaders.train)
-    x_test, y_test = _features(loaders.test)
     start = time.perf_counter()
-    search = GridSearchCV(SVC(kernel="rbf"), GRIDS[grid],
-                          cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
-    search.fit(x_train, y_train)                    # refits the best on the whole training part
+    search = tuned_svm(loaders.train, grid=GRIDS[grid], folds=folds, seed=seed)
     seconds = time.perf_counter() - start
-    accuracy = float((search.predict(x_test) == y_test).mean())
-    return accuracy, seconds, search.best_params_
+    return svm_accuracy(search, loaders.test), seconds, search.best_params_
 
 
 def resnet_run(seed: int, extra: list[str]):
@@ -91,42 +81,76 @@ def _summary(name: str, values: list[float], times: list[float]) -> str:
             f"wall time mean {statistics.mean(times):.1f} s, max {max(times):.1f} s")
 
 
+def _write(path: Path, rows: list, args) -> None:
+    """The per-seed rows as JSON, with the command that wrote them (chapter 9 loads it)."""
+    from resnet_edu.train import digits_config
+
+    result = {"command": shlex.join(["python", "benchmarks/digits_vs_svm.py", *args.argv]),
+              "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                           "resnet_edu": resnet_edu.__version__},
+              "svm_grid": {k: list(v) for k, v in GRIDS[args.grid].items()}, "folds": args.folds,
+              "train_args": args.train_args, "train_defaults": repr(digits_config()),
+              "rows": rows}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {path}")
+
+
+def _row(seed: int, args, extra: list) -> dict:
+    row = {"seed": seed}
+    if "svm" in args.models:
+        acc, secs, best = svm_run(seed, args.folds, args.grid)
+        row.update(svm_test=acc, svm_seconds=round(secs, 2), C=best["C"], gamma=best["gamma"])
+    if "resnet" in args.models:
+        acc, secs, val_acc = resnet_run(seed, extra)
+        row.update(resnet_test=acc, resnet_seconds=round(secs, 1), resnet_val=val_acc)
+    return row
+
+
+def _line(row: dict) -> str:
+    line = f"{row['seed']:>4}  {'-':>9} {'-':>6}  {'-':>7} {'-':>7}"
+    if "svm_test" in row:
+        line = (f"{row['seed']:>4}  {100 * row['svm_test']:8.2f}% {row['svm_seconds']:6.1f}  "
+                f"{row['C']:7.3g} {row['gamma']:7.3g}")
+    if "resnet_test" in row:
+        line += (f"  {100 * row['resnet_test']:10.2f}% {row['resnet_seconds']:9.1f}  "
+                 f"(validation {100 * row['resnet_val']:.2f}%)")
+    return line
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--models", nargs="+", choices=("svm", "resnet"), default=["svm", "resnet"])
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
-    p.add_argument("--grid", choices=list(GRIDS), default="full", help="C and gamma grid")
+    p.add_argument("--grid", choices=list(GRIDS), default="book",
+                   help="C and gamma grid (book: resnet_edu.baselines.SVM_GRID)")
     p.add_argument("--train-args", default="", help="extra arguments for the train command")
+    p.add_argument("--out", type=Path, help=f"also write the rows as JSON (the book reads "
+                                            f"{RESULTS.relative_to(ROOT)})")
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     extra = shlex.split(args.train_args)
-    svm, net = ([], []), ([], [])
     print(f"{'seed':>4}  {'SVM test':>9} {'SVM s':>6}  {'C':>7} {'gamma':>7}  "
           f"{'ResNet test':>11} {'ResNet s':>9}")
+    rows = []
     for seed in args.seed:
-        line = f"{seed:>4}  {'-':>9} {'-':>6}  {'-':>7} {'-':>7}"
-        if "svm" in args.models:
-            acc, secs, best = svm_run(seed, args.folds, args.grid)
-            svm[0].append(acc)
-            svm[1].append(secs)
-            line = (f"{seed:>4}  {100 * acc:8.2f}% {secs:6.1f}  {best['C']:7.3g} "
-                    f"{best['gamma']:7.3g}")
-        if "resnet" in args.models:
-            acc, secs, val_acc = resnet_run(seed, extra)
-            net[0].append(acc)
-            net[1].append(secs)
-            line += f"  {100 * acc:10.2f}% {secs:9.1f}  (validation {100 * val_acc:.2f}%)"
-        print(line, flush=True)
-    if svm[0]:
-        print(_summary("SVM", *svm))
-    if net[0]:
-        print(_summary("ResNet", *net))
-    if svm[0] and net[0]:
-        gap = statistics.mean(net[0]) - statistics.mean(svm[0])
+        rows.append(_row(seed, args, extra))
+        print(_line(rows[-1]), flush=True)
+    svm = [r["svm_test"] for r in rows if "svm_test" in r]
+    net = [r["resnet_test"] for r in rows if "resnet_test" in r]
+    if svm:
+        print(_summary("SVM", svm, [r["svm_seconds"] for r in rows]))
+    if net:
+        print(_summary("ResNet", net, [r["resnet_seconds"] for r in rows]))
+    if svm and net:
+        gap = statistics.mean(net) - statistics.mean(svm)
         print(f"ResNet - SVM: {100 * gap:+.2f} points "
               f"({'goal reached' if gap >= 0 else 'goal NOT reached'}: ResNet mean >= SVM mean, "
               f"each ResNet run <= 60 s on 2 idle cores)")
+    if args.out:
+        _write(args.out, rows, args)
     return 0
 
 
