@@ -13,9 +13,9 @@
 - **Cases and mistakes.** :func:`first_mistake` runs a catalogue of known mistakes, each
   a reference computed another way, and names the first one the student's output matches.
 - **Function exercises, declared.** A new function exercise is one :class:`FunctionCheck`
-  plus its known mistakes (:class:`Mistake`): the cases, ``make_inputs(case, generator) -> args``,
-  ``reference(*args)``, ``read`` (type and shape, :class:`WrongForm` when wrong),
-  ``same``, the mistakes, ``differs`` (the hint when no known mistake matches),
+  plus its known mistakes (:class:`Mistake`): the cases, ``make_inputs(case,
+  generator) -> args``, ``reference(*args)``, ``read`` (type and shape,
+  :class:`WrongForm` when wrong), ``same``, the mistakes, ``differs`` (the hint when no known mistake matches),
   ``describe`` and the success sentence. :func:`run_function_check` is the one runner:
   it draws each case's inputs from :func:`generator`, calls the student's function (with
   copies of the arguments it may change; those it may not change are watched), reads the
@@ -242,15 +242,15 @@ class FunctionCheck:
     describe: Callable[[object, tuple], str]
     differs: Callable[[object, object, tuple], str]
     success: str
-    mistakes: Tuple[Mistake, ...] = ()
-    read: Callable[[object, object, object], object] = _as_returned
-    say: Callable[[str, object, object, str], str] = _after_colon
-    names: Tuple[str, ...] = ()
-    by_name: Tuple[str, ...] = ()
-    in_place: str = ""
-    may_change: Tuple[str, ...] = ()
-    then: Optional[Callable[[object, tuple, object], Optional[str]]] = None
-    seed: int = 0
+    mistakes: Tuple[Mistake, ...] = ()      # none known: every mismatch gets ``differs``
+    read: Callable[[object, object, object], object] = _as_returned    # the answer as is
+    say: Callable[[str, object, object, str], str] = _after_colon      # "{where}: {hint}"
+    names: Tuple[str, ...] = ()             # the arguments' names, for by_name and in_place
+    by_name: Tuple[str, ...] = ()           # all arguments passed by position
+    in_place: str = ""                      # in-place changes not checked (copies sent)
+    may_change: Tuple[str, ...] = ()        # every named argument is watched
+    then: Optional[Callable[[object, tuple, object], Optional[str]]] = None  # values suffice
+    seed: int = 0                           # of the generator the inputs are drawn from
 
 
 def _call(spec: FunctionCheck, function, args: tuple):
