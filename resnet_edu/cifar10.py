@@ -62,7 +62,7 @@ def _read_pickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
             entry = _ArrayUnpickler(f, encoding="latin1").load()
-    except Exception as exc:
+    except Exception as exc:  # a damaged or hostile file can fail anywhere in unpickling
         raise ValueError(f"{str(path)!r} is not a readable CIFAR-10 batch ({type(exc).__name__}: "
                          f"{exc}); the file is corrupt. Delete {CIFAR10_FOLDER}/ and get the "
                          f"data again. {_how_to_get(path.parent.parent)}") from exc
