@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from .. import conventions
+from ..cli.argtypes import positive_int
 
 KERNEL_NAME = "python3"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -89,7 +90,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                         help="rewrite the first cell as the canonical setup cell from _config.yml")
     parser.add_argument("--no-execute", action="store_true",
                         help="with --fix-setup: only rewrite the setup cells, do not execute")
-    parser.add_argument("--timeout", type=int, default=300,
+    parser.add_argument("--timeout", type=positive_int, default=300,
                         help="seconds one cell may run (default: 300)")
     return parser
 
