@@ -12,12 +12,15 @@ For each seed (default 0, 1, 2) the split is ``resnet_edu.data.digits_loaders(se
   accuracy and the time of the search plus the final fit.
 
 The test split is only ever used for the final numbers here, never to choose
-anything. Prints one line per seed and the mean and standard deviation of each.
+anything. Prints one line per seed and the mean and standard deviation of each. The thread
+count (``OMP_NUM_THREADS``) is printed and stored: it changes the order of floating-point
+sums, so the same command trains a slightly different network with 1 and with 2 threads.
 
     python benchmarks/digits_vs_svm.py                  # seeds 0 1 2, both models
     python benchmarks/digits_vs_svm.py --models svm
     python benchmarks/digits_vs_svm.py --train-args "--epochs 40"   # a candidate recipe
-    python benchmarks/digits_vs_svm.py --out book/results/digits_vs_svm.json   # chapter 9's file
+    OMP_NUM_THREADS=1 python benchmarks/digits_vs_svm.py --out book/results/digits_vs_svm.json
+                                                      # chapter 9's file (one thread, as ch. 9)
 """
 from __future__ import annotations
 
@@ -90,6 +93,7 @@ def _write(path: Path, rows: list, args) -> None:
                            "resnet_edu": resnet_edu.__version__},
               "svm_grid": {k: list(v) for k, v in GRIDS[args.grid].items()}, "folds": args.folds,
               "train_args": args.train_args, "train_defaults": repr(digits_config()),
+              "threads": torch.get_num_threads(),
               "rows": rows}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")
@@ -132,6 +136,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     extra = shlex.split(args.train_args)
+    print(f"{torch.get_num_threads()} CPU thread(s) per run (OMP_NUM_THREADS; the train command "
+          f"inherits it: another thread count sums in another order, so the runs differ)")
     print(f"{'seed':>4}  {'SVM test':>9} {'SVM s':>6}  {'C':>7} {'gamma':>7}  "
           f"{'ResNet test':>11} {'ResNet s':>9}")
     rows = []

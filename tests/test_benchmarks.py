@@ -34,3 +34,12 @@ def test_digits_vs_svm_tunes_the_svm_on_one_seed():
                 "--grid", "small")
     assert done.returncode == 0, done.stderr
     assert "SVM      mean" in done.stdout
+
+
+def test_digits_recipe_prints_the_svm_bar_and_a_candidate_on_validation():
+    done = _run("benchmarks/digits_recipe.py", "--seed", "0",
+                "--candidate", "resnet20 num_epochs=1 lr=0.05")
+    assert done.returncode == 0, done.stderr
+    bar, candidate = done.stdout.splitlines()
+    assert bar.startswith("tuned RBF SVM (the bar)") and "val acc mean" in bar
+    assert candidate.startswith("resnet20 num_epochs=1 lr=0.05") and "val loss" in candidate
