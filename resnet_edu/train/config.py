@@ -25,8 +25,8 @@ LR_SCALINGS = ("none", "linear")
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of one training run (defaults: the paper's SGD for a short run;
-    :func:`digits_config` is the book's digits preset)."""
+    """Hyper-parameters of one training run (defaults: the paper's SGD, adapted to a short
+    run on little data; :func:`digits_config` is the book's digits preset)."""
 
     num_epochs: int = 20             # passes over the training set
     lr: float = 0.1                  # learning rate at the start (the paper's 0.1)
