@@ -26,8 +26,10 @@ from resnet_edu.models import get_model
 from resnet_edu.notebook import seed_everything
 from resnet_edu.train import digits_config, fit
 
-CANDIDATES = (                       # overrides of digits_config(); lr=0.1 num_epochs=20 was
-    "resnet20 lr=0.1 num_epochs=20",    # the preset before this search
+# Overrides of digits_config(). lr=0.1 num_epochs=20 was the preset before the search that
+# chose lr=0.05 num_epochs=30 (benchmarks/results/digits_recipe.txt).
+CANDIDATES = (
+    "resnet20 lr=0.1 num_epochs=20",
     "resnet20 lr=0.05 num_epochs=20",
     "resnet20 lr=0.1 num_epochs=30",
     "resnet20 lr=0.05 num_epochs=30",

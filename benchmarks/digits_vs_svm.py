@@ -44,6 +44,7 @@ from resnet_edu.data import digits_loaders
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "book" / "results" / "digits_vs_svm.json"
+GOAL_SECONDS = 60                                                   # issue 13: each default run
 GRIDS = {"book": SVM_GRID,                                          # resnet_edu.baselines
          "small": {"C": (1.0, 10.0), "gamma": (0.03, 0.3)}}         # for smoke tests
 
@@ -152,9 +153,10 @@ def main(argv=None) -> int:
         print(_summary("ResNet", net, [r["resnet_seconds"] for r in rows]))
     if svm and net:
         gap = statistics.mean(net) - statistics.mean(svm)
+        reached = gap >= 0 and max(r["resnet_seconds"] for r in rows) <= GOAL_SECONDS
         print(f"ResNet - SVM: {100 * gap:+.2f} points "
-              f"({'goal reached' if gap >= 0 else 'goal NOT reached'}: ResNet mean >= SVM mean, "
-              f"each ResNet run <= 60 s on 2 idle cores)")
+              f"({'goal reached' if reached else 'goal NOT reached'}: ResNet mean >= SVM mean, "
+              f"each ResNet run <= {GOAL_SECONDS} s on 2 idle cores)")
     if args.out:
         _write(args.out, rows, args)
     return 0
