@@ -9,6 +9,8 @@ opening a checkpoint from an untrusted source cannot run code.
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
@@ -53,6 +55,34 @@ def save_checkpoint(path: PathLike, model: nn.Module,
     return path
 
 
+def _what_it_is_not(path: Path, exc: Exception) -> str:
+    """Why ``torch.load(path, weights_only=True)`` failed, in words that name what the
+    file is not (never PyTorch's advice to load it unsafely, which this package won't do)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith(b"PK"):            # torch.save writes a zip archive
+        if head[:1] == b"\x80":               # a pickle's protocol marker
+            return ("it is a pickle file, not one written by torch.save (resnet_edu does not "
+                    "unpickle other files: that can run code)")
+        return "it is not a PyTorch file at all (neither a zip archive nor a pickle)"
+    if isinstance(exc, pickle.UnpicklingError):
+        return ("it holds Python objects other than tensors and plain values (for example a "
+                "whole model saved with torch.save(model)); resnet_edu reads only checkpoints "
+                "of tensors and plain values, because unpickling other objects can run code")
+    return "it is a damaged or truncated PyTorch file (copy or save it again)"
+
+
+def _read_plain(path: Path, map_location) -> Any:
+    """``torch.load(path, weights_only=True)``, its failures as one ``ValueError``."""
+    try:
+        with warnings.catch_warnings():   # e.g. "Detected pickle protocol 4": said below
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated file, not a torch file, or unsafe objects inside
+        raise ValueError(f"{str(path)!r} is not a readable resnet_edu checkpoint: "
+                         f"{_what_it_is_not(path, exc)}") from exc
+
+
 def load_checkpoint(path: PathLike, model: Optional[nn.Module] = None,
                     optimizer: Optional[torch.optim.Optimizer] = None,
                     scheduler: Optional[Any] = None,
@@ -66,16 +96,11 @@ def load_checkpoint(path: PathLike, model: Optional[nn.Module] = None,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated file, not a torch file, or unsafe objects inside
-        raise ValueError(f"{str(path)!r} is not a readable resnet_edu checkpoint: it must be a "
-                         f"file written by save_checkpoint and contain only tensors and plain "
-                         f"values ({type(exc).__name__}: {exc})") from exc
+    state = _read_plain(path, map_location)
     if not isinstance(state, dict) or "model" not in state:
-        raise ValueError(f"{str(path)!r} is not a resnet_edu checkpoint (no 'model' entry); "
-                         f"for a bare state_dict use model.load_state_dict(torch.load(path, "
-                         f"weights_only=True))")
+        raise ValueError(f"{str(path)!r} is not a resnet_edu checkpoint: it holds tensors "
+                         f"and plain values but no 'model' entry (a bare state_dict loads "
+                         f"with model.load_state_dict(torch.load(path, weights_only=True)))")
     if model is not None:
         model.load_state_dict(state["model"], strict=strict)
     if optimizer is not None:

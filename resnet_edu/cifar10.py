@@ -9,6 +9,7 @@ Reference: Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 
 """
 from __future__ import annotations
 
+import contextlib
 import pickle
 import tarfile
 from pathlib import Path
@@ -113,6 +114,30 @@ def _safe_extract(archive: Path, root: Path) -> None:
                          f"Delete it and get it again. {_how_to_get(root)}") from exc
 
 
+class DownloadError(OSError):
+    """CIFAR-10 could not be downloaded (no network, a proxy, a bad checksum)."""
+
+
+def _download(root: Path, archive: Path) -> None:
+    """Download the archive into ``root`` through torchvision (which checks its md5). On
+    failure leave nothing behind: no partial archive, no ``root`` that was not there."""
+    from torchvision.datasets.utils import download_url
+
+    made = [p for p in (root, *root.parents) if not p.exists()]
+    try:
+        download_url(CIFAR10_URL, str(root), filename=CIFAR10_ARCHIVE, md5=CIFAR10_ARCHIVE_MD5)
+    except (OSError, RuntimeError) as exc:   # URLError is an OSError; RuntimeError: bad md5
+        archive.unlink(missing_ok=True)
+        for folder in made:                  # innermost first; only if still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        reason = getattr(exc, "reason", None) or exc
+        raise DownloadError(f"could not download CIFAR-10 from {CIFAR10_URL} ({reason}): "
+                            f"check the network connection, or put the archive "
+                            f"{CIFAR10_ARCHIVE} (or its {CIFAR10_FOLDER}/ folder) into "
+                            f"{str(root)!r} by hand") from None
+
+
 def prepare_cifar10(root: Union[str, Path], download: bool = False) -> Path:
     """Make sure ``root/cifar-10-batches-py`` exists and return it.
 
@@ -127,9 +152,7 @@ def prepare_cifar10(root: Union[str, Path], download: bool = False) -> Path:
     if not archive.is_file():
         if not download:
             raise FileNotFoundError(f"CIFAR-10 not found in {str(root)!r}. {_how_to_get(root)}")
-        from torchvision.datasets.utils import download_url
-
-        download_url(CIFAR10_URL, str(root), filename=CIFAR10_ARCHIVE, md5=CIFAR10_ARCHIVE_MD5)
+        _download(root, archive)
     _safe_extract(archive, root)
     if not folder.is_dir():
         raise ValueError(f"{str(archive)!r} does not contain {CIFAR10_FOLDER}/. "

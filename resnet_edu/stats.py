@@ -74,11 +74,12 @@ def count_macs(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -
 
 
 def summarize(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> List[Row]:
-    """One :class:`Row` per top-level child (stem layers, stages, pool, fc).
+    """One :class:`Row` per top-level child (stem layers, stages, pool, fc), in the order
+    the forward pass runs them (a pre-activation ResNet defines its final BN and ReLU
+    before the stages but runs them after); children that never run come last.
 
     The rows' params add up to :func:`count_parameters` and their MACs to
-    :func:`count_macs` (children that are called once, in order, as in every
-    model of this package).
+    :func:`count_macs` (children that are called once, as in every model of this package).
     """
     counter, shapes = _measure(model, input_size)
     by_module = counter.get_flop_counts()
@@ -87,7 +88,9 @@ def summarize(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) ->
     for name, child in model.named_children():
         flops = sum(by_module.get(f"{root}.{name}", {}).values())
         rows.append(Row(name, shapes.get(name, ()), count_parameters(child), int(flops) // 2))
-    return rows
+    run_order = list(shapes)            # the hooks filled it as the children ran
+    return sorted(rows, key=lambda r: run_order.index(r.name) if r.name in shapes
+                  else len(run_order))
 
 
 def format_summary(rows: Sequence[Row], title: str = "") -> str:

@@ -23,7 +23,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from .markdown import CHECK_CALL, Block, blocks, exercise_labels, join, without_solution_blocks
 from .master import MANIFEST_NAME, chapter_master, default_book_dir, manifest
@@ -224,21 +224,44 @@ def chapter_notebooks(folder: Optional[Path] = None) -> List[Path]:
                   if conventions.CHAPTER_FILE.match(p.name))
 
 
+def _read_notebook(path: Path):
+    """``path`` as an nbformat v4 notebook, or a ``ValueError`` that says it is not one."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:   # not JSON, not a notebook (schema), not UTF-8, unreadable
+        detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{str(path)!r} is not a readable Jupyter notebook "
+                         f"({type(exc).__name__}: {detail})") from None
+    return nb
+
+
+def student_versions(notebooks: Sequence[Path]) -> List[Tuple[Path, StudentVersion, Any]]:
+    """Read and convert every notebook, writing nothing: ``(path, student version, grading
+    master)`` each. Raises ``ValueError`` for the first notebook that cannot be converted, so
+    a caller can refuse the whole set before it creates any file."""
+    return [(path, student_notebook(nb, name=path.name), chapter_master(nb, path.name))
+            for path, nb in ((p, _read_notebook(p)) for p in map(Path, notebooks))]
+
+
 def write_student_notebooks(notebooks: Sequence[Path], outdir: Path,
                             log=print) -> List[Tuple[Path, StudentVersion]]:
     """Write the student version of each notebook into ``outdir`` (same file names) and
-    the grading manifest of the chapters that have graded exercises."""
+    the grading manifest of the chapters that have graded exercises. Every notebook is
+    read and converted first (:func:`student_versions`): a bad one raises ``ValueError``
+    before ``outdir`` is created or anything is written."""
     import nbformat
 
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    written, masters = [], []
     for path in map(Path, notebooks):
         if path.resolve().parent == outdir.resolve():
             raise ValueError(f"refusing to overwrite {path}: choose another OUTDIR")
-        nb = nbformat.read(path, as_version=4)
-        version = student_notebook(nb, name=path.name)
-        master = chapter_master(nb, path.name)
+    versions = student_versions(notebooks)
+    outdir.mkdir(parents=True, exist_ok=True)
+    written, masters = [], []
+    for path, version, master in versions:
         if master.exercises:
             masters.append(master)
         target = outdir / path.name

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import List, Optional
 
@@ -38,11 +39,19 @@ EXIT_CODES = f"""exit codes:
   {EXIT_USAGE}  usage or bad input (unknown option, bad value, unusable path, missing data)"""
 
 
+def _prints_here(error: Optional[CommandError] = None) -> bool:
+    """Whether this process reports ``error``: always, except under torchrun, where the
+    same bad input would print once per process; there only LOCAL_RANK 0 reports it
+    (each machine checks its own files), unless the error is the process's own."""
+    return (error is not None and error.every_rank) or os.environ.get("LOCAL_RANK", "0") == "0"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with its usage errors reported like every other error (one prefix, exit 2)."""
 
     def error(self, message: str):
-        self.print_usage(sys.stderr)
+        if _prints_here():
+            self.print_usage(sys.stderr)
         raise CommandError(message, EXIT_USAGE)
 
 
@@ -62,8 +71,8 @@ def _run_command(name: str, argv: List[str]) -> int:
     parser = _Parser(prog=f"python -m resnet_edu {name}", description=module.DESCRIPTION,
                      epilog=getattr(module, "EPILOG", None))
     module.add_arguments(parser)
-    try:
-        args = parser.parse_args(argv)
+    try:   # options may come between and after the positional arguments
+        args = parser.parse_intermixed_args(argv)
     except SystemExit as exc:                 # --help (argparse's errors raise CommandError)
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     return int(module.run(args) or EXIT_OK)
@@ -82,5 +91,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                                f"{', '.join(COMMANDS)}", EXIT_USAGE)
         return _run_command(name, rest)
     except CommandError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        if _prints_here(exc):
+            print(f"error: {exc.message}", file=sys.stderr)
         return exc.code

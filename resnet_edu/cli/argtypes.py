@@ -1,11 +1,26 @@
-"""argparse ``type=`` functions shared by the commands: a bad value is a usage error (exit 2)."""
+"""argparse ``type=`` functions shared by the commands: a bad value is a usage error (exit 2).
+
+Every number a user types is bounded here, before any work, by what the code behind it
+supports: a seed must fit the generators (0 .. 2**32 - 1, NumPy's limit and a safe one for
+``torch.manual_seed``), a timeout the event loop of the grader (a day at most). An
+unbounded value would otherwise surface later as an ``OverflowError`` deep in a library.
+"""
 from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
+
+from .errors import EXIT_USAGE, CommandError
 
 Number = TypeVar("Number", int, float)
+
+MAX_SEED = 2 ** 32 - 1        # numpy.random.seed's limit; torch accepts it too
+MAX_INPUT_VALUES = 2 ** 24   # values in one input tensor (64 MiB of float32): an image batch
+                              # that big already needs gigabytes of activations
+MAX_CLASSES = 100_000         # outputs of a classifier (ImageNet-21k has about 21,800)
+MAX_TIMEOUT_S = 24 * 3600.0   # one day: far beyond any exercise, far below the event loop's
+                              # overflow (poll timeouts in milliseconds must fit 32 bits)
 
 
 def _number(text: str, convert: Callable[[str], Number], allowed: Callable[[Number], bool],
@@ -14,7 +29,7 @@ def _number(text: str, convert: Callable[[str], Number], allowed: Callable[[Numb
     says ``what`` was expected."""
     try:
         value = convert(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         value = math.nan
     if not allowed(value):
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
@@ -25,8 +40,38 @@ def positive_int(text: str) -> int:
     return _number(text, int, lambda v: v >= 1, "a positive integer")
 
 
+def int_at_most(limit: int, what: str = "a positive integer") -> Callable[[str], int]:
+    """A positive integer up to ``limit``; the message names the limit."""
+    def convert(text: str) -> int:
+        return _number(text, int, lambda v: 1 <= v <= limit, f"{what} from 1 to {limit:,}")
+    convert.__name__ = "int_at_most"
+    return convert
+
+
+def seed(text: str) -> int:
+    """A seed for torch, NumPy and Python's ``random``: an integer in 0 .. 2**32 - 1."""
+    return _number(text, int, lambda v: 0 <= v <= MAX_SEED,
+                   f"a seed from 0 to {MAX_SEED} (2**32 - 1)")
+
+
 def positive_float(text: str) -> float:
     return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a positive number")
+
+
+def timeout_seconds(text: str) -> float:
+    """A positive number of seconds up to :data:`MAX_TIMEOUT_S` (one day)."""
+    return _number(text, float, lambda v: math.isfinite(v) and 0 < v <= MAX_TIMEOUT_S,
+                   f"a number of seconds above 0 and at most {MAX_TIMEOUT_S:.0f} (one day)")
+
+
+def check_input_values(shape: Sequence[int], option: str) -> None:
+    """Refuse an input ``shape`` with more than :data:`MAX_INPUT_VALUES` values (a usage
+    error that names ``option``), before a tensor of that size is ever allocated."""
+    values = math.prod(shape)
+    if values > MAX_INPUT_VALUES:
+        raise CommandError(f"{option} {','.join(map(str, shape))} has {values:,} values; at "
+                           f"most {MAX_INPUT_VALUES:,} (64 MiB as float32) are supported: use "
+                           f"a smaller batch or image", EXIT_USAGE)
 
 
 def fraction(text: str) -> float:

@@ -28,6 +28,7 @@ from ..diagnostics import check_block
 from ..diagnostics.check import validate
 from ..diagnostics.usercode import UserCodeError, call_user, quiet
 from ..diagnostics.words import first_line
+from .argtypes import MAX_SEED, check_input_values, seed
 from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, CommandError
 from .paths import input_file
 
@@ -46,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="constructor arguments as Python literals, e.g. 16 32 stride=2")
     parser.add_argument("--input-shape", required=True, metavar="N,C,H,W",
                         help="the full input shape, e.g. 2,16,8,8")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    parser.add_argument("--seed", type=seed, default=0,
+                        help=f"seed of the random inputs, 0 to {MAX_SEED} (default: 0)")
 
 
 def parse_call_args(tokens: Sequence[str]) -> Tuple[list, dict]:
@@ -117,6 +119,18 @@ def _split(target: str) -> Tuple[str, str, bool]:
     return where, name, is_file
 
 
+@contextlib.contextmanager
+def _no_exit(doing: str) -> Iterator[None]:
+    """The user's code may call ``sys.exit()`` (a script's habit): that ends its part, not
+    the check, and is reported like any other error of the user's code (exit 2)."""
+    try:
+        yield
+    except SystemExit as exc:
+        raise CommandError(f"{doing} called sys.exit({exc.code!r}); a block file must not "
+                           f"exit (put script code under if __name__ == '__main__':)",
+                           EXIT_USAGE) from None
+
+
 def _load_module(where: str, path: Optional[Path]) -> ModuleType:
     """Import the block's file (``path``) or module; its errors are the user's, exit 2."""
     try:
@@ -140,9 +154,12 @@ def _module_classes(module: ModuleType, own: bool) -> List[type]:
 def load_class(target: str) -> type:
     """'path/to/file.py:ClassName', 'file.py' (its only block) or 'package.module:ClassName'."""
     where, name, is_file = _split(target)
+    if Path(where).is_dir():
+        raise CommandError(f"{where!r} is a folder; give a Python file and the class in it, "
+                           f"as FILE.py:ClassName", EXIT_USAGE)
     path = input_file(where, suffixes=(".py",), what="block file").resolve() \
         if is_file else None  # checked before any work
-    with quiet():
+    with _no_exit(f"importing {where}"), quiet():
         module = _load_module(where, path)
     if not name:
         blocks = _module_classes(module, own=True)
@@ -161,7 +178,7 @@ def load_class(target: str) -> type:
 
 def _build(cls: type, args: list, kwargs: dict) -> nn.Module:
     try:
-        with quiet():
+        with _no_exit(f"building {cls.__name__}"), quiet():
             return call_user(cls, *args, **kwargs)
     except UserCodeError as err:
         shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
@@ -171,12 +188,14 @@ def _build(cls: type, args: list, kwargs: dict) -> nn.Module:
 
 def run(args: argparse.Namespace) -> int:
     shape = parse_shape(args.input_shape)
+    check_input_values(shape, "--input-shape")
     call_args, call_kwargs = parse_call_args(args.args)
     block = _build(load_class(args.target), call_args, call_kwargs)
     try:
         validate(block, shape)
     except ValueError as exc:  # our own check of the shape against the block's layers
         raise CommandError(str(exc), EXIT_USAGE) from None
-    report = check_block(block, shape, seed=args.seed)
+    with _no_exit(f"running {type(block).__name__}"):
+        report = check_block(block, shape, seed=args.seed)
     print(report)
     return EXIT_OK if report.ok else EXIT_FINDINGS

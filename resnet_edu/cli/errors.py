@@ -13,9 +13,16 @@ EXIT_USAGE = 2       # usage or bad input: unknown option, bad value, unusable p
 
 
 class CommandError(Exception):
-    """A one-line message for the user and the exit code that goes with it."""
+    """A one-line message for the user and the exit code that goes with it.
 
-    def __init__(self, message: str, code: int = EXIT_USAGE):
+    ``every_rank``: under torchrun, print the message in every process. Checks of the
+    user's input give every process the same answer, so by default only the first
+    process of each machine (``LOCAL_RANK`` 0) prints it; an error that differs between
+    processes (a failed rendezvous or collective, which names its rank) sets it.
+    """
+
+    def __init__(self, message: str, code: int = EXIT_USAGE, every_rank: bool = False):
         super().__init__(message)
         self.message = message
         self.code = code
+        self.every_rank = every_rank

@@ -8,6 +8,7 @@ line that names the path and what is wrong, so that a long run never ends in an
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -31,11 +32,19 @@ def _check_writable_folder(folder: Path, what: str, target: Path) -> None:
             pass
     except OSError as exc:
         raise CommandError(f"cannot write the {what} {str(target)!r}: the folder "
-                           f"{str(folder)!r} is not writable ({exc.strerror or exc})",
+                           f"{str(folder)!r} is not writable ({_why_not(exc)})",
                            EXIT_USAGE) from None
 
 
-def _check_parent(path: Path, what: str, make_parents: bool) -> None:
+def _why_not(exc: OSError) -> str:
+    """Why a file cannot be created in an existing folder, in words: ENOENT there (as on
+    /proc or /sys) means the file system makes no new files, not that something is missing."""
+    if exc.errno == errno.ENOENT:
+        return "its file system does not allow new files"
+    return exc.strerror or str(exc)
+
+
+def _check_parent(path: Path, what: str, make_parents: bool, create: bool = True) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     existing = _nearest_existing(parent)
     if not existing.is_dir():
@@ -45,16 +54,18 @@ def _check_parent(path: Path, what: str, make_parents: bool) -> None:
         raise CommandError(f"cannot write the {what} {str(path)!r}: the folder "
                            f"{str(parent)!r} does not exist", EXIT_USAGE)
     _check_writable_folder(existing, what, path)
-    if existing != parent:
+    if existing != parent and create:
         parent.mkdir(parents=True, exist_ok=True)
 
 
-def output_file(path: PathLike, *, what: str = "output file", make_parents: bool = False
-                ) -> Path:
+def output_file(path: PathLike, *, what: str = "output file", make_parents: bool = False,
+                create_parents: bool = True) -> Path:
     """``path`` as a :class:`Path` if a file can be written there, else a ``CommandError``.
 
     Refused: an existing folder, a parent that is a file, a missing parent folder
-    (created instead when ``make_parents``), a folder that is not writable.
+    (allowed when ``make_parents``: created now, or by the writer itself when not
+    ``create_parents``, so that a command refused later leaves no empty folder behind),
+    a folder that is not writable.
     """
     path = Path(path)
     if path.is_dir():
@@ -64,7 +75,7 @@ def output_file(path: PathLike, *, what: str = "output file", make_parents: bool
     if path.exists() and not path.is_file():
         raise CommandError(f"the {what} {str(path)!r} exists and is not a regular file",
                            EXIT_USAGE)
-    _check_parent(path, what, make_parents)
+    _check_parent(path, what, make_parents, create_parents)
     return path
 
 
@@ -104,3 +115,22 @@ def input_file(path: PathLike, *, suffixes: Optional[Iterable[str]] = None,
     if not os.access(path, os.R_OK):
         raise CommandError(f"the {what} {str(path)!r} is not readable", EXIT_USAGE)
     return path
+
+
+def output_apart_from_inputs(path: PathLike, inputs: Iterable[PathLike], *,
+                             what: str = "output file", inputs_are: str = "input") -> None:
+    """Refuse an output ``path`` that would overwrite what the command reads: one of the
+    ``inputs`` (after resolving links and ``..``), a path inside a folder among them, or an
+    existing notebook. Nothing a user types may destroy an input (a student's submission)."""
+    target = Path(path).resolve()
+    for given in map(Path, inputs):
+        source = given.resolve()
+        if target == source:
+            raise CommandError(f"the {what} {str(path)!r} is one of the {inputs_are}s: writing "
+                               f"it would destroy it; choose another file", EXIT_USAGE)
+        if source.is_dir() and source in target.parents:
+            raise CommandError(f"the {what} {str(path)!r} lies inside {str(given)!r}, a folder "
+                               f"of {inputs_are}s: write it outside that folder", EXIT_USAGE)
+    if target.suffix == ".ipynb" and target.exists():
+        raise CommandError(f"the {what} {str(path)!r} is an existing notebook: choose "
+                           f"another file", EXIT_USAGE)

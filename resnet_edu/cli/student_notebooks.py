@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, CommandError
+from .errors import EXIT_OK, EXIT_USAGE, CommandError
 from .paths import output_dir
 
 DESCRIPTION = ("Write a student version of every chapter notebook (solution code replaced "
@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from ..classroom import chapter_notebooks, write_student_notebooks
+    from ..classroom.export import student_versions
 
     notebooks = args.notebooks or chapter_notebooks()
     if not notebooks:
@@ -35,10 +36,10 @@ def run(args) -> int:
     if any(p.resolve().parent == args.outdir.resolve() for p in notebooks):
         raise CommandError(f"refusing to write into {args.outdir}, the folder of the chapters "
                            "themselves: choose another folder", EXIT_USAGE)
-    outdir = output_dir(args.outdir, force=args.force, what="output folder")
-    try:
-        write_student_notebooks(notebooks, outdir)
+    try:   # every notebook read and converted before the folder is made: a bad one
+        student_versions(notebooks)          # leaves nothing behind
     except ValueError as exc:
-        print(f"error: {exc}")
-        return EXIT_FINDINGS
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    outdir = output_dir(args.outdir, force=args.force, what="output folder")
+    write_student_notebooks(notebooks, outdir)
     return EXIT_OK

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Tuple
 
-from .argtypes import positive_int
+from .argtypes import MAX_CLASSES, check_input_values, int_at_most
 from .errors import EXIT_OK, EXIT_USAGE, CommandError
 
 DESCRIPTION = "Print a per-stage table (output shape, parameters, MACs) of a model."
@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.epilog = "models: " + ", ".join(MODEL_NAMES)
     parser.add_argument("model", metavar="MODEL", help="one of: " + ", ".join(MODEL_NAMES))
-    parser.add_argument("--num-classes", type=positive_int, default=None,
+    parser.add_argument("--num-classes", type=int_at_most(MAX_CLASSES, "a number of classes"),
+                        default=None,
                         help="outputs of the last layer (default: 1000 ImageNet, 10 CIFAR)")
     parser.add_argument("--input-size", type=_shape, default=None, metavar="N,C,H,W",
                         help="input shape (default: 1,3,224,224 ImageNet, 1,3,32,32 CIFAR)")
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     size = args.input_size or default_input_size(args.model)
+    check_input_values(size, "--input-size")
     try:
         rows = summarize(model, size)
     except (ValueError, RuntimeError) as exc:   # the model refuses this shape
