@@ -115,12 +115,15 @@ def test_trains_saves_and_resumes(tmp_path, capsys):
     load_checkpoint(out, model)
     _, acc = evaluate(model, digits_loaders().test)
     assert f"test accuracy: {100 * acc:.2f}%" in printed
-    # resume for one more epoch into the same file
-    assert train("--epochs", "2", "--no-progress", "--resume", out) == 0
-    assert load_checkpoint(out)["metadata"]["history"]["epoch"] == [1, 2]
+    # a finished run resumed for more epochs is another run: refused, file untouched
+    # (tests/test_train_resume.py covers resuming early, on time and past the end)
+    before = out.read_bytes()
+    assert train("--epochs", "2", "--no-progress", "--resume", out) == 2
+    assert "(--epochs 1, 1 of 1 epochs done)" in capsys.readouterr().err
     # a checkpoint of another model is refused with a hint, before any work
-    assert train("--model", "resnet32", "--epochs", "3", "--resume", out) == 2
+    assert train("--model", "resnet32", "--resume", out) == 2
     assert "--model resnet20" in capsys.readouterr().err
+    assert out.read_bytes() == before
 
 
 def test_on_offline_cifar_archive(tmp_path, capsys):

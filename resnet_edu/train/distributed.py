@@ -82,6 +82,17 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
+def planned_world_size() -> int:
+    """The number of processes torchrun started (``WORLD_SIZE``), known before joining the
+    process group, so that the command line can check its input first; 1 without torchrun."""
+    if not launched_by_torchrun():
+        return 1
+    try:
+        return max(int(os.environ["WORLD_SIZE"]), 1)
+    except ValueError:
+        return 1
+
+
 def local_rank() -> int:
     """This process's index on its own machine (picks its GPU); 0 without torchrun."""
     return int(os.environ.get("LOCAL_RANK", 0))

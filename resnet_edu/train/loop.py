@@ -30,7 +30,16 @@ AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NonFiniteLossError(ValueError):
-    """The training loss became NaN or infinite: the weights have diverged."""
+    """The training loss became NaN or infinite: the weights have diverged.
+
+    Its attributes say where (``value``, 1-based ``epoch`` and ``step`` of ``steps``,
+    the ``lr`` of that step), so a caller can phrase its own advice (the command line
+    names its flags, not :class:`TrainConfig`'s fields)."""
+
+    def __init__(self, message: str, value: float = math.nan, epoch: int = 0, step: int = 0,
+                 steps: int = 0, lr: float = math.nan):
+        super().__init__(message)
+        self.value, self.epoch, self.step, self.steps, self.lr = value, epoch, step, steps, lr
 
 
 class EpochResult(NamedTuple):
@@ -124,7 +133,7 @@ def _diverged(loss_value: float, epoch: int, i: int, steps: int, lr: float,
         f"the training loss became {loss_value} in epoch {epoch + 1}, step {i + 1} of "
         f"{steps} (lr={lr:g}): the weights diverged. Try a lower learning rate (e.g. "
         f"lr={config.lr / 10:g}), a warm-up (warmup_steps), and check that the inputs are "
-        f"normalised and finite.")
+        f"normalised and finite.", loss_value, epoch + 1, i + 1, steps, lr)
 
 
 def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer,
@@ -183,13 +192,37 @@ def _train_and_val_loaders(loaders) -> Tuple[Any, Any]:
                     "or be a tuple (train_loader, val_loader)")
 
 
-def _resume(path, model, optimizer, scaler, device) -> Tuple[History, int]:
+# the fields that decide which steps a run takes: a resumed run must repeat them
+RUN_FIELDS = ("num_epochs", "lr", "momentum", "weight_decay", "schedule", "milestones",
+              "warmup_steps", "seed", "label_smoothing", "scale_lr")
+
+
+def check_same_run(saved: Dict[str, Any], config: TrainConfig, path) -> None:
+    """Raise a ``ValueError`` if ``config`` differs from the checkpoint's ``saved`` config in
+    a field of :data:`RUN_FIELDS`: resuming continues the same run to its planned end."""
+    differ = [f"{name}={getattr(config, name)!r} (the checkpoint's: {saved[name]!r})"
+              for name in RUN_FIELDS if name in saved and
+              _as_saved(getattr(config, name)) != _as_saved(saved[name])]
+    if differ:
+        raise ValueError(f"{str(path)!r} is another run: {', '.join(differ)}. Resuming "
+                         f"continues a run to its planned end with its own settings; pass "
+                         f"the checkpoint's config (TrainConfig(**checkpoint['metadata']"
+                         f"['config'])) or start a new run")
+
+
+def _as_saved(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _resume(path, model, optimizer, scaler, device,
+            config: TrainConfig) -> Tuple[History, int]:
     """The history so far and the number of finished epochs (states loaded in place)."""
     from ..checkpoint import load_checkpoint
 
     if path is None:
         return History(), 0
     metadata = load_checkpoint(path, model, optimizer, map_location=device)["metadata"]
+    check_same_run(metadata.get("config", {}), config, path)
     if scaler is not None and "grad_scaler" in metadata:
         scaler.load_state_dict(metadata["grad_scaler"])
     return History.from_dict(metadata.get("history", {})), int(metadata.get("epoch", 0))
@@ -217,7 +250,9 @@ def fit(model: nn.Module, loaders, config: Optional[TrainConfig] = None,
     :class:`TrainConfig` (default ``TrainConfig()``). ``progress``: show a progress bar.
     ``checkpoint_path``: save model, optimizer, history and config there after every
     epoch. ``resume_from``: a checkpoint written by ``fit``; training continues after
-    its last epoch (with the same config, exactly as if never interrupted).
+    its last epoch to the run's planned end, exactly as if never interrupted: ``config``
+    must repeat the checkpoint's in every field of :data:`RUN_FIELDS` (``ValueError``
+    otherwise); a finished run trains nothing.
     ``metadata``: extra plain values for the checkpoint (e.g. ``model_name``).
     Raises :class:`NonFiniteLossError` when the loss becomes NaN or infinite.
     """
@@ -237,7 +272,8 @@ def fit(model: nn.Module, loaders, config: Optional[TrainConfig] = None,
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
-    history, start_epoch = _resume(resume_from, model, optimizer, scaler, device)
+    history, start_epoch = _resume(resume_from, model, optimizer, scaler, device,
+                                   config)
     bar = progress_bar(max(config.num_epochs - start_epoch, 0) * steps_per_epoch,
                        progress and _is_main_process(),
                        desc=f"epoch {start_epoch + 1}/{config.num_epochs}")
