@@ -5,9 +5,9 @@ import argparse
 import time
 from pathlib import Path
 
-from .argtypes import positive_float, positive_int
+from .argtypes import MAX_TIMEOUT_S, positive_int, timeout_seconds
 from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, CommandError
-from .paths import output_file
+from .paths import output_apart_from_inputs, output_file
 
 DESCRIPTION = ("Grade submitted notebooks against the teacher's master (the book's chapter "
                "notebooks or the manifest written by student-notebooks) and write one CSV "
@@ -30,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("results.csv"),
                         help="CSV file to write (default: results.csv); written only when "
                              "grading is over and every process of the students' code is gone")
-    parser.add_argument("--timeout", type=positive_float, default=120.0,
-                        help="seconds one exercise may take, its check included "
-                             "(default: 120)")
+    parser.add_argument("--timeout", type=timeout_seconds, default=120.0,
+                        help="seconds one exercise may take, its check included, at most "
+                             f"{MAX_TIMEOUT_S:.0f} (default: 120)")
     parser.add_argument("--jobs", type=positive_int, default=1,
                         help="notebooks graded at the same time (default: 1)")
 
@@ -42,6 +42,8 @@ def run(args) -> int:
     from ..classroom.grading import expand
     from ..classroom.report import some_not_graded
 
+    output_apart_from_inputs(args.out, args.notebooks, what="grade sheet",  # --out x.ipynb
+                             inputs_are="submitted notebook")
     out = output_file(args.out, what="grade sheet")          # checked before any work
     try:
         masters = load_masters(args.master)
