@@ -30,6 +30,9 @@ from resnet_edu.conventions import (directives, kernel_environment, load_config,
                                     resolve_toc_entry, toc_entries)
 from resnet_edu.tools.nbval_times import build_command as _build_command
 
+import site_quality as sq
+from site_quality import wait as _wait
+
 ROOT = Path(__file__).resolve().parents[1]
 
 BUILD_TIMEOUT_S = 600
@@ -154,16 +157,11 @@ def test_solutions_render_as_dropdowns(built_book):
 # --------------------------------------------------------------------------------------
 # the browser
 # --------------------------------------------------------------------------------------
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="session")
 def site(built_book):
     if built_book.returncode != 0:
         pytest.fail("the book did not build; see test_build_is_warning_free")
-    handler = functools.partial(_QuietHandler, directory=str(built_book.html))
+    handler = functools.partial(sq.GzipHandler, directory=str(built_book.html))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -205,50 +203,11 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
 
 
-def _wait(predicate, timeout=30.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-_IMAGES_JS = """
-const imgs = Array.from(document.images);
-imgs.forEach(img => { img.loading = 'eager'; });
-return imgs.map(img => [img.currentSrc || img.src, img.complete, img.naturalWidth]);
-"""
-
-_MATHJAX_JS = """
-const done = arguments[arguments.length - 1];
-if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) {
-  done('MathJax is not loaded'); return;
-}
-MathJax.startup.promise.then(() => done('ok'), err => done('MathJax failed: ' + err));
-"""
-
-_MATH_STATE_JS = """
-const math = Array.from(document.querySelectorAll('.math'));
-return {
-  total: math.length,
-  untypeset: math.filter(el => !el.querySelector('mjx-container')).map(el => el.textContent.slice(0, 80)),
-  errors: Array.from(document.querySelectorAll('mjx-merror')).map(el => el.getAttribute('data-mjx-error') || el.textContent),
-};
-"""
-
-_STAMP_JS = """
-const pre = document.querySelector('div.cell.tag_hide-input div.cell_output pre');
-if (!pre) { return null; }
-const box = pre.closest('div.cell_output').getBoundingClientRect();
-const own = pre.getBoundingClientRect();
-return {text: pre.textContent.trim(), scroll: pre.scrollWidth, client: pre.clientWidth,
-        right: own.right, boxRight: box.right};
-"""
-
-
-def check_page(driver, url: str, notebook: Path | None = None) -> list[str]:
-    """Everything a reader would notice on one page; returns the problems found."""
+def check_page(driver, url: str, notebook: Path | None = None,
+               fonts: dict[str, set[int]] | None = None) -> list[str]:
+    """Everything a reader would notice on one page; returns the problems found. Issue 24:
+    axe-core finds no WCAG 2.1 AA violation (nor a contrast one in dark mode), the page
+    weighs at most 1.5 MB on first load, and every icon has its glyph in `fonts`."""
     problems = []
     driver.get_log("browser")  # drop messages from the previous page
     driver.get(url)
@@ -261,22 +220,22 @@ def check_page(driver, url: str, notebook: Path | None = None) -> list[str]:
 
     # images: force lazy ones to load, then every image must have decoded pixels
     def images_settled():
-        state = driver.execute_script(_IMAGES_JS)
+        state = driver.execute_script(sq.IMAGES_JS)
         return (state,) if all(complete for _, complete, _ in state) else None
 
     settled = _wait(images_settled, timeout=20)
-    state = settled[0] if settled else driver.execute_script(_IMAGES_JS)
+    state = settled[0] if settled else driver.execute_script(sq.IMAGES_JS)
     broken = [src for src, complete, width in state if not (complete and width > 0)]
     if broken:
         problems.append(f"broken images: {broken}")
 
     # math: wait for MathJax, then every formula must hold typeset output and no error
-    math = driver.execute_script(_MATH_STATE_JS)
+    math = driver.execute_script(sq.MATH_STATE_JS)
     if math["total"]:
-        status = driver.execute_async_script(_MATHJAX_JS)
+        status = driver.execute_async_script(sq.MATHJAX_JS)
         if status != "ok":
             problems.append(status)
-        math = driver.execute_script(_MATH_STATE_JS)
+        math = driver.execute_script(sq.MATH_STATE_JS)
         if math["untypeset"]:
             problems.append(f"formulas not typeset: {math['untypeset']}")
         if math["errors"]:
@@ -294,12 +253,17 @@ def check_page(driver, url: str, notebook: Path | None = None) -> list[str]:
 
     # the version stamp (a chapter's setup-cell output) wraps inside its box (book.css)
     if notebook is not None:
-        stamp = driver.execute_script(_STAMP_JS)
+        stamp = driver.execute_script(sq.STAMP_JS)
         if not stamp or not stamp["text"].startswith("Outputs computed with"):
             problems.append(f"no version stamp below the setup cell: {stamp}")
         elif stamp["scroll"] > stamp["client"] or stamp["right"] > stamp["boxRight"] + 0.5:
             width = driver.execute_script("return window.innerWidth")
             problems.append(f"the version stamp overflows its box at {width} px: {stamp}")
+
+    problems += sq.weight_problems(driver)
+    problems += sq.accessibility_problems(driver)
+    if fonts is not None:
+        problems += sq.icon_problems(driver, fonts)
 
     severe = [entry["message"] for entry in driver.get_log("browser")
               if entry["level"] == "SEVERE"]
@@ -320,7 +284,7 @@ def colab_url(notebook: Path) -> str:
 def test_page_in_browser(browser, site, built_book, html, source):
     assert (built_book.html / html).is_file(), f"{html} was not built"
     notebook = source if source is not None and source.suffix == ".ipynb" else None
-    problems = check_page(browser, site + html, notebook)
+    problems = check_page(browser, site + html, notebook, sq.icon_fonts(built_book.html))
     assert not problems, f"{html}:\n  " + "\n  ".join(problems)
 
 
@@ -335,7 +299,7 @@ def test_other_pages_in_browser(browser, site, built_book):
     assert "index.html" in others and "search.html" in others
     failures = {}
     for html in others:
-        problems = check_page(browser, site + html)
+        problems = check_page(browser, site + html, fonts=sq.icon_fonts(built_book.html))
         if problems:
             failures[html] = problems
     assert not failures, failures
@@ -365,3 +329,71 @@ def test_solution_dropdowns_start_folded(browser, site):
             assert not visible, f"{html}: solution {sol.get_attribute('id')} is open: {visible}"
 
 
+
+
+# --------------------------------------------------------------------------------------
+# issue 24: metadata, figures, a phone, the keyboard
+# --------------------------------------------------------------------------------------
+@pytest.mark.build
+def test_every_page_has_its_own_description_and_social_metadata(built_book):
+    pages = sq.built_pages(built_book.html)
+    assert "search.html" in pages and toc_pages()[0][0] in pages
+    metas = {p: sq.page_metadata((built_book.html / p).read_text(encoding="utf-8"))
+             for p in pages}
+    missing = {p: [k for k in ("description",) + sq.SOCIAL_TAGS if not m.get(k)]
+               for p, m in metas.items()}
+    assert not {p: m for p, m in missing.items() if m}, missing
+    for key in ("title", "description", "og:title", "og:url"):
+        seen = {}
+        for page, meta in metas.items():
+            seen.setdefault(meta[key], []).append(page)
+        shared = {value[:60]: where for value, where in seen.items() if len(where) > 1}
+        assert not shared, f"pages sharing one {key}: {shared}"
+    for page, meta in metas.items():
+        assert 50 <= len(meta["description"]) <= 300, (page, meta["description"])
+        assert meta["og:image"].startswith("https://"), (page, meta["og:image"])
+
+
+@pytest.mark.build
+def test_every_figure_has_alt_text(built_book):
+    """No <img> of the book's pages has an empty alt or its file name as alt text."""
+    bad = {}
+    for page in sq.built_pages(built_book.html):
+        text = (built_book.html / page).read_text(encoding="utf-8")
+        for tag in re.findall(r"<img\b[^>]*>", text):
+            alt = re.search(r'\balt="([^"]*)"', tag)
+            if not alt or len(alt.group(1).split()) < 2 or \
+                    re.search(r"\.(png|svg|jpe?g|gif)$", alt.group(1)):
+                bad.setdefault(page, []).append(tag[:120])
+    assert not bad, bad
+
+
+@pytest.mark.browser
+def test_pages_fit_a_phone(browser, site, built_book):
+    """At 375 CSS pixels no page scrolls sideways (wide code and tables scroll in their box)."""
+    wide = {}
+    try:
+        browser.set_window_size(375, 812)
+        for html in sq.built_pages(built_book.html):
+            browser.get(site + html)
+            _wait(lambda: browser.execute_script("return document.readyState") == "complete")
+            scroll, client = browser.execute_script(sq.OVERFLOW_JS)
+            if scroll > client + 1:
+                wide[html] = (scroll, client)
+    finally:
+        browser.set_window_size(1400, 900)
+    assert not wide, f"pages wider than a 375 px phone (scrollWidth, clientWidth): {wide}"
+
+
+@pytest.mark.browser
+def test_keyboard_reaches_exercises_solutions_and_colab(browser, site):
+    """With the keyboard alone a reader opens every folded solution and the Colab link."""
+    failures = {}
+    for html, source in toc_pages():
+        if source is not None and source.suffix == ".ipynb":
+            browser.get(site + html)
+            _wait(lambda: browser.execute_script("return document.readyState") == "complete")
+            problems = sq.keyboard_problems(browser, colab_url(source))
+            if problems:
+                failures[html] = problems
+    assert not failures, failures

@@ -1,0 +1,79 @@
+"""Accessibility and metadata fixes made at their source (issue 24; CONTRIBUTING.md names the
+upstream issue each one stands for).
+
+1. Template overrides in `_ext/templates/` (searched before the theme's templates): the
+   layout without the theme's 1.5 MB Font Awesome script (see _ext/icon_subset.py), the
+   search field and colour-mode buttons whose accessible names match what they show.
+2. Citation lists: docutils' HTML writer gives each entry of a bibliography the ARIA role
+   `doc-biblioentry`, deprecated in DPUB-ARIA 1.1, inside a `role="list"` that then has no
+   list items (axe: aria-deprecated-role, aria-required-children). Entries become
+   `role="listitem"`; everything else about the list is unchanged.
+3. Pages that Sphinx generates without a document (search, general index, module index)
+   get the description and social tags that sphinxext-opengraph gives every other page,
+   from `site_generated_page_descriptions` in _config.yml.
+"""
+from __future__ import annotations
+
+import html
+import types
+from pathlib import Path
+from urllib.parse import urljoin
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+GENERATED_TITLES = {"search": "Search", "genindex": "Index", "py-modindex": "Python module index"}
+
+
+def add_templates(app, config):
+    """Put _ext/templates first on the template search path."""
+    config.templates_path = [str(TEMPLATES)] + [p for p in config.templates_path
+                                                 if Path(app.confdir, p) != TEMPLATES]
+
+
+class CitationListItemMixin:
+    """Bibliography entries as list items of their `role="list"` container."""
+
+    def visit_citation(self, node):
+        if not isinstance(node.previous_sibling(), type(node)):
+            self.body.append('<div role="list" class="citation-list">\n')
+        self.body.append(self.starttag(node, "div", classes=[node.tagname], role="listitem"))
+
+
+def setup_translators(app):
+    """Add the mixin to every HTML translator (after pydata-sphinx-theme added its own)."""
+    if app.builder.format != "html":
+        return
+    translators = dict(app.registry.translators) or {
+        app.builder.name: app.builder.default_translator_class}
+    for name, klass in translators.items():
+        if issubclass(klass, CitationListItemMixin):
+            continue
+        mixed = types.new_class("BookHTML5Translator", (CitationListItemMixin, klass), {})
+        app.set_translator(name, mixed, override=True)
+
+
+def generated_page_tags(app, pagename, templatename, context, doctree):
+    """Description and Open Graph tags for a page that has no document (e.g. search)."""
+    descriptions = app.config.site_generated_page_descriptions or {}
+    if doctree is not None or pagename not in descriptions:
+        return
+    site = app.config.ogp_site_url or app.config.html_baseurl or ""
+    name = app.config.ogp_site_name or app.config.html_title or app.config.project
+    title = f"{GENERATED_TITLES.get(pagename, pagename)} - {name}"
+    tags = {"og:title": title, "og:type": "website", "og:site_name": name,
+            "og:description": descriptions[pagename],
+            "og:url": urljoin(site, app.builder.get_target_uri(pagename))}
+    if app.config.ogp_image:
+        tags["og:image"] = urljoin(site, app.config.ogp_image)
+        tags["og:image:alt"] = app.config.ogp_image_alt or app.config.project
+    lines = [f'<meta property="{k}" content="{html.escape(v)}" />' for k, v in tags.items()]
+    lines.append(f'<meta name="description" content="{html.escape(descriptions[pagename])}" />')
+    lines.extend(app.config.ogp_custom_meta_tags or [])
+    context["metatags"] = context.get("metatags", "") + "\n".join(lines) + "\n"
+
+
+def setup(app):
+    app.add_config_value("site_generated_page_descriptions", {}, "html", types=[dict])
+    app.connect("config-inited", add_templates)
+    app.connect("builder-inited", setup_translators, priority=900)
+    app.connect("html-page-context", generated_page_tags)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
