@@ -28,6 +28,7 @@ SETUP_TAG = "hide-input"          # the setup cell: its code is folded on the pa
 SOLUTION_TAG = "solution"         # a code cell holding an exercise's solution
 CHECK_TAG = "check"               # a code cell calling resnet_edu.exercises.check
 RAISES_TAG = "raises-exception"   # a cell whose error is the point (nbval and the build)
+WARNING_TAG = "warning-on-purpose"  # a cell whose stderr output (a warning) is the point
 # nbval's own markers, as nbval reads them: a comment line anywhere in the cell
 # ("# NBVAL_IGNORE_OUTPUT", any number of "#"), or the tag spelled in lower case with dashes
 NBVAL_IGNORE_COMMENT = "# NBVAL_IGNORE_OUTPUT"      # the spelling the book writes

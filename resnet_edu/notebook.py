@@ -42,6 +42,19 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
+def quiet_library_logs() -> None:
+    """Silence log lines that say nothing about a chapter: the profiler's (Kineto's) start and
+    stop lines and its GPU probe failing on a CPU-only machine, and the CUDA_HOME notice of
+    ``torch.utils.cpp_extension`` (imported by ``torch.utils.benchmark``) where a CUDA
+    toolkit is installed without a GPU, as in Colab's CPU runtime. Set ``KINETO_LOG_LEVEL``
+    yourself to see the profiler's lines again."""
+    import logging
+    import os
+
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")          # above Kineto's highest level
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
+
 # Figures (issue 24): a chapter's plots are shown at the size `figure.dpi` gives them, but
 # drawn at twice that resolution, sharp on a high-density screen, and stored as 256-colour
 # PNGs (lines, text and colour maps need no more), which makes most of them smaller than
@@ -102,8 +115,10 @@ def compact_figures() -> None:
 
 
 def setup_notebook(seed: int = 0, quiet: bool = False) -> None:
-    """Seed everything, set readable plot defaults and print the version stamp."""
+    """Seed everything, quiet library log lines, set readable plot defaults and print the
+    version stamp."""
     seed_everything(seed)
+    quiet_library_logs()
     try:
         import matplotlib
 

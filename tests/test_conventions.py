@@ -169,3 +169,54 @@ def test_results_url_is_the_configured_repository():
     owner_repo = url.removeprefix("https://github.com/")
     assert RESULTS_URL == (f"https://raw.githubusercontent.com/{owner_repo}/{branch}/"
                            f"{conventions.BOOK_FOLDER}/results/")
+
+
+# --------------------------------------------------------------------------------------
+# The stamp of an executed notebook (resnet_edu/tools/stamp.py)
+# --------------------------------------------------------------------------------------
+def _mini_checkout(root: Path) -> None:
+    for rel in ("resnet_edu/__init__.py", "resnet_edu/train/config.py",
+                "resnet_edu/classroom/sandbox.py", "resnet_edu/tools/stamp.py",
+                "resnet_edu/exercises/__init__.py", "resnet_edu/exercises/ch01.py",
+                "resnet_edu/exercises/ch02.py", "book/results/run.json", "book/results/other.json"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(f"# {rel}\n")
+
+
+def test_the_stamp_names_what_changed_and_ignores_what_cannot_change_an_output(tmp_path):
+    from resnet_edu.tools import stamp
+
+    _mini_checkout(tmp_path)
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 1. Title"),
+        nbformat.v4.new_code_cell('r = load_results("run.json")\ncheck("ch01-x", f)')])
+    missing = stamp.differences(nb, tmp_path)
+    assert len(missing) == 1 and "no stamp" in missing[0]
+    stamp.write(nb, tmp_path)
+    assert stamp.differences(nb, tmp_path) == []
+    assert set(stamp.stored(nb)["results"]) == {"run.json"}
+    assert "resnet_edu/exercises/ch02.py" not in stamp.stored(nb)["package"]
+
+    for rel in ("resnet_edu/classroom/sandbox.py", "resnet_edu/tools/stamp.py",
+                "resnet_edu/exercises/ch02.py", "book/results/other.json"):
+        (tmp_path / rel).write_text("changed\n")                 # none of these can matter
+    nb.cells[0].source = "# 1. Another title"                    # markdown does not run
+    assert stamp.differences(nb, tmp_path) == []
+
+    (tmp_path / "resnet_edu/train/config.py").write_text("lr = 0.05\n")
+    (tmp_path / "book/results/run.json").write_text("{}\n")
+    nb.cells[1].source += "\nprint(r)"
+    assert stamp.differences(nb, tmp_path) == [
+        "its code cells", "results file run.json (changed)",
+        "package file resnet_edu/train/config.py (changed)"]
+
+
+def test_no_chapter_runs_what_the_stamp_leaves_out():
+    """The stamp skips resnet_edu.classroom and resnet_edu.tools: true only while no
+    chapter's code uses them."""
+    offenders = [path.name for path in conventions.book_notebooks(ROOT)
+                 for cell in nbformat.read(path, as_version=4).cells
+                 if cell.cell_type == "code"
+                 and re.search(r"resnet_edu[./](classroom|tools)\b|\b(classroom|tools)\s+import",
+                               cell.source)]
+    assert not offenders, f"these notebooks use classroom/tools; update stamp.NOT_INPUTS: {offenders}"

@@ -5,8 +5,9 @@ shape the rest of the pipeline relies on: listed in the toc, executed top to bot
 (execution counts 1..n), the canonical setup cell first, one title, exercises labelled
 `chNN-...`, solution code gated so the student-notebook tool can remove it, a passing
 check under every coding exercise, a version stamp that matches the documented versions,
-an `assert` in every cell whose output nbval does not compare, and no notebook bloating
-the repository. What "the notebooks", the setup cell and a directive are comes from
+an `assert` in every cell whose output nbval does not compare, no library noise (stderr,
+log lines) on the page, outputs computed from the current code (the stamp), an intro
+whose path through the book links every chapter, and no notebook bloating the repository. What "the notebooks", the setup cell and a directive are comes from
 `resnet_edu.conventions`, the one definition the tools and the classroom use too.
 """
 from __future__ import annotations
@@ -19,8 +20,9 @@ import nbformat
 import pytest
 
 from resnet_edu import conventions
-from resnet_edu.conventions import (SETUP_TAG, chapter_number, resolve_toc_entry,
+from resnet_edu.conventions import (SETUP_TAG, WARNING_TAG, chapter_number, resolve_toc_entry,
                                     setup_source, toc_entries)
+from resnet_edu.tools import stamp
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -96,6 +98,21 @@ def test_exercise_labels_are_unique_across_the_book():
                         label = options["label"]
                         assert label not in seen, f"{label} in {path.name} and {seen[label]}"
                         seen[label] = path.name
+
+
+def test_the_intro_path_links_every_chapter_in_order():
+    """The intro's "path through the book" is the reader's map: one link per chapter of the toc."""
+    text = (BOOK / "intro.md").read_text(encoding="utf-8")
+    section = re.search(r"^## The path through the book\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert section, "book/intro.md: keep the section '## The path through the book'"
+    linked = [(BOOK / target).resolve()
+              for target in re.findall(r"\]\(([^)#\s]+\.ipynb)(?:#[^)]*)?\)", section.group(1))]
+    chapters = [p.resolve() for p in conventions.chapter_notebooks(ROOT)]
+    missing = [p.name for p in chapters if p not in linked]
+    assert not missing, (f"book/intro.md's path through the book links no line to {missing}: "
+                         "add one entry per chapter, [title](NN_topic.ipynb)")
+    first_links = [p for i, p in enumerate(linked) if p in chapters and p not in linked[:i]]
+    assert first_links == chapters, "book/intro.md: list the chapters in the toc's order"
 
 
 def test_every_bibliography_is_local_to_its_page():
@@ -183,6 +200,56 @@ def test_no_unexpected_errors(path):
         errors = [o for o in cell.outputs if o.output_type == "error"]
         assert not errors, (f"{path.name}, cell {i}: {errors[0].ename}: {errors[0].evalue} "
                             "(tag the cell `raises-exception` if the error is the point)")
+
+
+# Lines a library logs, not lines a chapter prints: glog/c10 ("W1129 20:34:32.6 ..."), Kineto
+# ("ERROR:2026-11-29 ...", "USDT:..."), PyTorch's C++ warnings ("[W Foo.cpp:12]"), Python's
+# warnings module ("file.py:3: UserWarning: ...").
+LOG_LINE = re.compile(r"^\s*(?:[IWEF]\d{4} \d\d:\d\d:\d\d"
+                      r"|(?:ERROR|WARNING|WARN|INFO|DEBUG|USDT):\d{4}-\d\d-\d\d"
+                      r"|\[[WE] [\w.]+:\d+\]"
+                      r"|\S+:\d+: \w*Warning: )")
+
+
+def _noise(cell) -> list[str]:
+    found = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            text = out.text
+            if out.name == "stderr" and text.strip():
+                found.append(f"stderr {text.strip().splitlines()[0][:90]!r}")
+                continue
+        else:
+            text = out.get("data", {}).get("text/plain", "")
+        found += [f"log line {line.strip()[:90]!r}" for line in text.splitlines()
+                  if LOG_LINE.match(line)]
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_library_noise_on_the_page(path):
+    """A reader sees every stored output: stderr and log lines are library noise unless the
+    cell is tagged `warning-on-purpose` (a warning the chapter shows and explains)."""
+    offenders = [f"cell {i}: {what}" for i, cell in enumerate(load(path).cells)
+                 if cell.cell_type == "code" and WARNING_TAG not in cell.metadata.get("tags", [])
+                 for what in _noise(cell)]
+    assert not offenders, (
+        f"{path.name}: library noise in stored outputs: {offenders[:4]}. Silence it where it "
+        f"starts (see CONTRIBUTING.md), or tag the cell `{WARNING_TAG}` if the warning is the "
+        "point, then re-execute the notebook")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_outputs_were_computed_from_the_current_inputs(path):
+    """nbval re-runs every cell but cannot see that an ignored output (a training log) is
+    stale; the stamp written by the execute command can (resnet_edu/tools/stamp.py)."""
+    changed = stamp.differences(load(path), ROOT)
+    more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
+    assert not changed, (
+        f"{path.name}: its stored outputs were computed from other inputs than the current "
+        f"ones: {'; '.join(changed[:6])}{more}. Re-execute it with `{stamp.REFRESH} "
+        f"book/{path.name}` (after a change to the package, every notebook this test names; "
+        f"`{stamp.REFRESH}` with no argument runs them all)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

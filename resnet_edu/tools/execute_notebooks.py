@@ -10,7 +10,10 @@ Each notebook runs in a fresh ``python3`` kernel whose working directory is ``bo
 importable, ``PYTHONHASHSEED=0``); the setup cell seeds Python, NumPy and PyTorch.
 Outputs and execution counts (1..n) are kept, so the committed notebook is exactly what
 the book shows and what nbval checks. A notebook whose execution fails is left untouched
-and the command exits 1.
+and the command exits 1. A notebook that ran is stamped with a digest of what its outputs
+were computed from (its code cells, the results files it loads, the package sources its
+outputs can depend on: :mod:`resnet_edu.tools.stamp`); the hygiene test refuses a notebook
+whose stamp no longer matches.
 
 ``--fix-setup`` first makes the first cell the canonical setup cell built from
 ``_config.yml`` (:func:`resnet_edu.conventions.setup_source`), tagged ``hide-input``.
@@ -25,6 +28,7 @@ from typing import List, Optional
 
 from .. import conventions
 from ..cli.argtypes import positive_int
+from . import stamp
 
 KERNEL_NAME = "python3"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -73,6 +77,8 @@ def execute_notebook(path: Path, timeout: int, fix_setup: bool = False, run: boo
             resources={"metadata": {"path": str(path.parent)}},
         )
         client.execute(env=conventions.kernel_environment(root))  # the kernel's environment
+        if root is not None:             # what the outputs were computed from (stamp.py)
+            stamp.write(nb, root)
     elapsed = time.perf_counter() - start
     nbformat.validate(nb)
     nbformat.write(nb, path)
