@@ -44,7 +44,7 @@ from resnet_edu.data import digits_loaders
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "book" / "results" / "digits_vs_svm.json"
-GOAL_SECONDS = 60                                                   # issue 13: each default run
+BUDGET_SECONDS = 60                                                 # one default run, 2 idle cores
 GRIDS = {"book": SVM_GRID,                                          # resnet_edu.baselines
          "small": {"C": (1.0, 10.0), "gamma": (0.03, 0.3)}}         # for smoke tests
 
@@ -153,10 +153,10 @@ def main(argv=None) -> int:
         print(_summary("ResNet", net, [r["resnet_seconds"] for r in rows]))
     if svm and net:
         gap = statistics.mean(net) - statistics.mean(svm)
-        reached = gap >= 0 and max(r["resnet_seconds"] for r in rows) <= GOAL_SECONDS
-        print(f"ResNet - SVM: {100 * gap:+.2f} points "
-              f"({'goal reached' if reached else 'goal NOT reached'}: ResNet mean >= SVM mean, "
-              f"each ResNet run <= {GOAL_SECONDS} s on 2 idle cores)")
+        longest = max(r["resnet_seconds"] for r in rows)
+        print(f"ResNet - SVM: {100 * gap:+.2f} points; the longest ResNet run took {longest:.1f} s "
+              f"({'within' if longest <= BUDGET_SECONDS else 'over'} the {BUDGET_SECONDS} s "
+              f"budget of one default run)")
     if args.out:
         _write(args.out, rows, args)
     return 0

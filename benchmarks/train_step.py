@@ -22,7 +22,7 @@ from torch.utils.benchmark import Timer
 
 from resnet_edu import models
 
-TARGET = 1.03  # the parity goal of issue 13: resnet_edu at most 3% slower
+TARGET = 1.03  # parity with torchvision: resnet_edu at most 3% slower
 
 
 def make_step(model, x, y):
