@@ -105,7 +105,8 @@ def test_imports_next_to_the_student_file_work(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (["missing.py:Block", "--input-shape", "2,3,4,4"], "'missing.py' does not exist"),
-    (["{dir}:Block", "--input-shape", "2,3,4,4"], "is not a file"),
+    (["{dir}:Block", "--input-shape", "2,3,4,4"], "is a folder; give a Python file"),
+    (["{dir}", "--input-shape", "2,3,4,4"], "is a folder; give a Python file"),   # issue 25
     (["{dir}/notes.txt:Block", "--input-shape", "2,3,4,4"], "must end in .py"),
     (["no_such_package.blocks:Block", "--input-shape", "2,3,4,4"],
      "cannot import no_such_package.blocks: ModuleNotFoundError"),

@@ -42,7 +42,8 @@ def test_help_lists_every_model_name():
     (["summary", "resnet20", "--input-size", "a,b"], "four integers"),
     (["summary", "resnet20", "--input-size", "1,3,7"], "argument --input-size: expected four"),
     (["summary", "resnet20", "--input-size", "1,3,0,8"], "(all positive)"),
-    (["summary", "resnet20", "--num-classes", "0"], "argument --num-classes: expected a pos"),
+    (["summary", "resnet20", "--num-classes", "0"],
+     "argument --num-classes: expected a number of classes from 1 to 100,000"),
     (["summary", "resnet18", "--stride-on", "1x1"], "bottleneck models"),
     (["frobnicate"], "supported commands: summary"),
 ])
