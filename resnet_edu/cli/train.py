@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional
 
 from .argtypes import MAX_SEED, fraction, positive_float, positive_int, seed
 from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, CommandError
-from .paths import input_file, output_file
+from .paths import output_file
 
 DESCRIPTION = ("Train a CIFAR-style ResNet (or its plain counterpart) and save a checkpoint. "
                "By default: ResNet-20 on scikit-learn's embedded 8x8 digits, which needs no "
