@@ -156,7 +156,7 @@ def test_an_unreadable_file_of_an_unknown_chapter_is_one_row_naming_it(tmp_path)
     assert [r.status for r in result.rows] == ["unknown-chapter"]
 
 
-def test_the_graders_own_failure_is_that_notebooks_rows(monkeypatch):
+def test_the_graders_own_failure_is_that_notebooks_rows(monkeypatch, capsys):
     from resnet_edu.classroom import grading
 
     def broken(*args, **kwargs):
@@ -169,6 +169,9 @@ def test_the_graders_own_failure_is_that_notebooks_rows(monkeypatch):
     assert [(r.exercise, r.status, r.max_score) for r in rows] == \
         [("ch01-conv2d-by-hand", "grader-error", 1.0)]
     assert "KeyError" in rows[0].feedback and "_grade_chapter" not in rows[0].feedback
+    err = capsys.readouterr().err              # the teacher sees the traceback
+    assert "internal error while grading a/01_convolution.ipynb" in err
+    assert "Traceback" in err and "a bug of ours" in err
 
 
 # ======================================================================================

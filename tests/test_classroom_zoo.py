@@ -10,7 +10,8 @@ folder of many submissions, because answering processes are what costs time:
   broken file, honest solutions written for this test, and the book's nine solved chapters
   and their student versions;
 - **run B**, the same grader with its static policy switched off, as if a student had found
-  a hole in it: attacks that now *run* in the answering process (patched checks, patched
+  a hole in it, and without the sandbox (``--no-sandbox``, whose guarantees these are; with
+  it, ``test_classroom_sandbox.py`` shows that none of these processes can even start): attacks that now *run* in the answering process (patched checks, patched
   kernel, patched comparisons, a forbidden call hidden from the source, detached writers
   that rewrite the sheet seconds later) must still score zero, because the verdict is
   computed in the grader's process and the writers die with their notebook; plus a loop
@@ -158,9 +159,9 @@ def write(folder: Path, case: str, chapter: str, nb_or_bytes) -> None:
         nbformat.write(nb_or_bytes, target)
 
 
-def run_grade(folder: Path, out: Path, timeout: float) -> tuple:
+def run_grade(folder: Path, out: Path, timeout: float, *more: str) -> tuple:
     code = cli_main(["grade", str(folder), "--master", str(BOOK), "--out", str(out),
-                     "--timeout", str(timeout)])
+                     "--timeout", str(timeout), *more])
     sheet = out.read_bytes()
     rows = list(csv.DictReader(open(out, encoding="utf-8")))
     return code, sheet, {(r["student"], r["exercise"]): r for r in rows}, len(rows)
@@ -415,7 +416,7 @@ def run_b(tmp_path_factory):
     expected = zoo_b(folder / "submissions", out, marker)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(grading, "policy_problems", lambda code: [])
-        code, sheet, rows, count = run_grade(folder / "submissions", out, timeout=8)
+        code, sheet, rows, count = run_grade(folder / "submissions", out, 8, "--no-sandbox")
     time.sleep(3)                                   # the writers would strike after 1 s
     return dict(expected=expected, code=code, sheet=sheet, rows=rows, count=count, out=out,
                 marker=marker)

@@ -32,6 +32,7 @@ from .probe import probe_class
 from .remote import MissingName, RemoteFunction, RuleBroken
 from .report import GradeRow
 from .rules import kept_code, policy_problems, rule_problems
+from .sandbox import Confinement
 from .session import Worker, WorkerGone, start_server, timeout_feedback
 
 
@@ -40,6 +41,7 @@ class Options:
     timeout: float = 120.0          # seconds one exercise may take (its check included)
     threads: Optional[int] = None   # OpenMP threads of each answering process
     seed: Optional[int] = None      # None: drawn at grading time (tests may fix it)
+    confinement: Confinement = Confinement()   # the answering processes' sandbox
 
 
 @dataclass
@@ -85,7 +87,7 @@ class Runner:
         seed = self.options.seed if self.options.seed is not None else secrets.randbelow(2**31)
         try:
             if self.worker is None:        # (the first one waits for the fork server)
-                self.worker = Worker(self.options.threads)
+                self.worker = Worker(self.options.threads, self.options.confinement)
             deadline = Deadline(self.options.timeout)
             reply = self.worker.request("load", deadline.left(), space=ex.id, code=code)
             if "error" in reply:
@@ -138,9 +140,10 @@ def _load_failed(error: dict) -> Verdict:
         return "unsolved", 0.0, ("not solved yet: replace the `raise NotImplementedError` in "
                                  "the exercise cell with your code.")
     where = f" ({error['where']})" if error.get("where") else ""
+    sandbox = f" ({error['sandbox']})" if error.get("sandbox") else ""
     return "error", 0.0, (f"running your answer cell failed with {error.get('type')}: "
-                          f"{error.get('message')}{where}. Run the cell in the notebook and "
-                          "fix it.")
+                          f"{str(error.get('message'))[:300]}{where}{sandbox}. Run the cell "
+                          "in the notebook and fix it.")
 
 
 def _static(nb, ex: MasterExercise, registered) -> Tuple[str, str, List[str]]:
@@ -182,10 +185,22 @@ def _grade_chapter(sub: Submission, nb, chapter: ChapterMaster, options: Options
             else:
                 verdict = runner.verdict(ex, registered, code)
             rows.append(GradeRow(sub.student, str(sub.path), ex.id, verdict[1] * ex.points,
-                                 ex.points, verdict[0], verdict[2]))
+                                 ex.points, verdict[0], verdict[2],
+                                 options.confinement.name))
     finally:
         runner.close()
     return rows
+
+
+def _log_internal_error(sub: Submission) -> None:
+    """The grader's own bug is visible: its traceback goes to stderr (the row says only
+    that it happened, for the student)."""
+    import sys
+    import traceback
+
+    print(f"grader: internal error while grading {sub.path} (please report it):",
+          file=sys.stderr)
+    traceback.print_exc(file=sys.stderr)
 
 
 def grade_submission(sub: Submission, masters: Dict[str, ChapterMaster],
@@ -203,6 +218,7 @@ def grade_submission(sub: Submission, masters: Dict[str, ChapterMaster],
         else:
             rows = _grade_chapter(sub, intake.nb, chapter, options)
     except Exception as exc:  # noqa: BLE001 - the grader's own bug: this notebook's rows
+        _log_internal_error(sub)
         rows = _rows(sub, chapter.exercises if chapter else (), "grader-error",
                      f"the grader failed on this notebook (internal error "
                      f"{type(exc).__name__}); your teacher will look at it by hand")

@@ -36,10 +36,13 @@ def describe(exc: BaseException) -> dict:
         message = str(exc)[:500]
     except Exception:  # noqa: BLE001 - a student's exception whose str() fails
         message = ""
+    from .sandbox import describe_denial
+
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
               if f.filename.startswith("<answer")]
     where = f"in {frames[-1].name}, line {frames[-1].lineno}" if frames else ""
     return {"type": type(exc).__name__, "message": message, "where": where,
+            "sandbox": describe_denial(exc),
             "builtin": type(exc).__module__ == "builtins",
             "not_implemented": isinstance(exc, NotImplementedError)
             or isinstance(exc.__cause__, NotImplementedError)}
@@ -219,16 +222,35 @@ HANDLERS = {"load": _load, "call": _call, "vjp": _vjp, "check": _check, "build":
             "run": _run}
 
 
-def serve(conn, cwd: str, threads: int) -> None:
-    """The answering process's life: its own session, its own folder, no terminal output,
-    and requests answered until the grader closes the connection."""
-    import torch
+def _enter(cwd: str, confinement) -> str:
+    """Its own session, its own folder, no terminal output, then the sandbox (before any
+    other thread exists and before any request). Returns why confinement failed, or ""."""
+    import tempfile
+
+    from .sandbox import SandboxError, confine
 
     os.setsid()                     # a session of its own: killpg reaches all it starts
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.chdir(cwd)
+    os.environ["TMPDIR"] = tempfile.tempdir = cwd
+    if not confinement.enabled:
+        return ""
+    try:
+        confine(cwd, confinement.limits)
+    except (SandboxError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+    return ""
+
+
+def serve(conn, cwd: str, threads: int, confinement) -> None:
+    """The answering process's life: confined (``sandbox.confine``), then requests
+    answered until the grader closes the connection. If confinement failed, no request
+    runs any code: each is answered with the reason."""
+    import torch
+
+    refused = _enter(cwd, confinement)
     torch.set_num_threads(max(1, threads))
     spaces = {}     # one namespace per exercise: one answer cannot lend another a helper
     while True:
@@ -237,7 +259,8 @@ def serve(conn, cwd: str, threads: int) -> None:
         except EOFError:
             return
         request = torch.load(io.BytesIO(data), weights_only=False)   # the grader: trusted
-        reply = HANDLERS[request["op"]](request, spaces)
+        reply = {"unconfined": refused} if refused else \
+            HANDLERS[request["op"]](request, spaces)
         reply["nonce"] = request["nonce"]
         buffer = io.BytesIO()
         torch.save(reply, buffer)

@@ -48,7 +48,8 @@ def rebuild_exception(error: dict) -> Exception:
         if not (isinstance(cls, type) and issubclass(cls, Exception)):
             safe = re.sub(r"\W", "", name) or "Exception"
             cls = type(safe, (Exception,), {})
-    exc = cls(error.get("message", ""))
+    sandbox = f" ({error['sandbox']})" if error.get("sandbox") else ""
+    exc = cls(str(error.get("message", ""))[:300] + sandbox)
     exc.student_where = error.get("where", "")
     return exc
 

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Sequence, Tuple
 
-CSV_FIELDS = ["student", "notebook", "exercise", "score", "max_score", "status", "feedback"]
+CSV_FIELDS = ["student", "notebook", "exercise", "score", "max_score", "status", "feedback",
+              "sandbox"]
+FEEDBACK_LIMIT = 1000     # characters of feedback a row keeps (a student's text is theirs,
+                          # but the sheet is handed back: bounded and printable)
 # statuses that mean "this notebook could not be graded" (exit status 1)
 NOT_GRADED = ("unreadable", "malformed", "unknown-chapter", "grader-error")
 
@@ -25,6 +28,17 @@ class GradeRow:
     max_score: float
     status: str   # passed | failed | unsolved | missing | rule | timeout | crashed | error | ...
     feedback: str
+    sandbox: str = ""   # how the answering process was confined (sandbox.Confinement.name)
+
+    def __post_init__(self):
+        self.feedback = bounded(self.feedback)
+
+
+def bounded(text: str, limit: int = FEEDBACK_LIMIT) -> str:
+    """``text`` without control characters (line breaks kept), at most ``limit``
+    characters."""
+    text = "".join(c if c.isprintable() or c == "\n" else " " for c in str(text))
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
 def _write(rows: Sequence[GradeRow], f) -> None:
@@ -32,7 +46,7 @@ def _write(rows: Sequence[GradeRow], f) -> None:
     writer.writerow(CSV_FIELDS)
     for r in rows:
         writer.writerow([r.student, r.notebook, r.exercise, f"{r.score:g}",
-                         f"{r.max_score:g}", r.status, r.feedback])
+                         f"{r.max_score:g}", r.status, r.feedback, r.sandbox])
 
 
 def write_csv(rows: Sequence[GradeRow], out) -> None:

@@ -8,6 +8,8 @@
    imports only from an allow-list (no ``sys``, ``os``, ``resnet_edu.exercises``, ...).
    The grader does not need it to stay right (it judges from observations), but it shuts
    the easy doors to the process that answers.
+   Every dotted name that starts at a module is also followed through the real modules
+   (:mod:`.reach`): ``torch.os`` is the module ``os``, and is refused like ``import os``.
 3. :func:`rule_problems` applies the exercise's own :class:`~resnet_edu.exercises._kit.Rules`
    (forbidden calls, imports, base classes, the meta device, how a name is defined),
    quoting the rule.
@@ -15,7 +17,10 @@
 from __future__ import annotations
 
 import ast
-from typing import Dict, List, Tuple
+import functools
+from typing import Dict, FrozenSet, Iterator, List, Tuple
+
+from . import reach
 
 ALLOWED_IMPORTS = ("torch", "math", "numpy", "collections", "itertools", "functools",
                    "typing", "dataclasses", "copy", "statistics", "random", "__future__",
@@ -160,6 +165,9 @@ def policy_problems(code: str) -> List[str]:
             problems.append(f"line {line}: `import {name}` is not allowed in an answer "
                             "(use torch, math, numpy and the chapter's own modules)")
     problems += _library_problems(tree)
+    for dotted, line in _chains(tree):
+        problems += [f"line {line}: {p}" for p in reach.reach_problems(
+            dotted, ALLOWED_IMPORTS, DENIED_IMPORTS, _denied_objects())]
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and ((node.attr.startswith("_") and node.attr
                                                  not in ALLOWED_DUNDERS)
@@ -175,6 +183,60 @@ def policy_problems(code: str) -> List[str]:
             problems.append(f"line {node.lineno}: defining `{node.name}` is not allowed in "
                             "an answer")
     return list(dict.fromkeys(problems))
+
+
+def _chains(tree: ast.Module) -> Iterator[Tuple[str, int]]:
+    """Every imported name and every name chain read from a module alias, as dotted names
+    of what they stand for (``F.conv2d`` -> ``torch.nn.functional.conv2d``)."""
+    aliases = _aliases(tree)
+    yield from _imported(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            dotted = _dotted(node, aliases)
+            if dotted:
+                yield dotted, node.lineno
+
+
+def _objects(prefixes) -> FrozenSet[int]:
+    """The ids of what dotted names (or stems: ``torch.nn.functional.conv``) stand for,
+    among the modules already imported."""
+    found = set()
+    everything = ALLOWED_IMPORTS + ("torchvision",)
+    for prefix in prefixes:
+        owner_path, _, stem = prefix.rpartition(".")
+        steps = list(reach.walk(prefix, everything, load=False))
+        if steps and steps[-1][0] == prefix:
+            found.add(id(steps[-1][1]))
+        owner = list(reach.walk(owner_path, everything, load=False))
+        if owner and owner[-1][0] == owner_path:
+            found |= {id(getattr(owner[-1][1], a)) for a in dir(owner[-1][1])
+                      if a.startswith(stem) and callable(getattr(owner[-1][1], a, None))}
+    return frozenset(found)
+
+
+@functools.lru_cache(maxsize=1)
+def _denied_objects() -> FrozenSet[int]:
+    return _objects(DENIED_IMPORTS)
+
+
+def _reach_rule_problems(tree: ast.Module, rules, why: str) -> List[str]:
+    """A chain that reaches an object the exercise forbids, under whatever name."""
+    forbidden = _objects(rules.forbidden)
+    homes = tuple(rules.forbidden) + tuple(rules.forbidden_imports)
+
+    def hit(prefix: str, obj) -> str:
+        home = reach.home(obj)
+        if id(obj) in forbidden or (home and _under(home, homes)):
+            name = getattr(obj, "__name__", "") or prefix
+            return f"{home}.{name}" if home and not home.endswith(name) else name
+        return ""
+
+    problems = []
+    for dotted, line in _chains(tree):
+        for name in reach.forbidden_hits(dotted, ALLOWED_IMPORTS, hit):
+            problems.append(f"line {line}: `{dotted}` is `{name}`, which your answer may not "
+                            f"use.{why}")
+    return problems
 
 
 def _definition_problems(tree, names, kinds) -> List[str]:
@@ -221,4 +283,6 @@ def rule_problems(code: str, rules, names, kinds) -> List[str]:
                                     f"`{shown}`; derive it from `nn.Module` only.{why}")
         elif rules.no_modules and isinstance(node, ast.Constant) and node.value == "meta":
             problems.append(f"line {node.lineno}: your answer uses the meta device.{why}")
+    if not problems:
+        problems = _reach_rule_problems(tree, rules, why)
     return list(dict.fromkeys(problems))

@@ -47,6 +47,15 @@ def explain_exit(code: Optional[int]) -> str:
         if -code == signal.SIGKILL:
             return (f"the process running your code was killed ({name}): usually it ran "
                     "out of memory (a tensor far too large?) or your code killed it")
+        if -code == signal.SIGXCPU:
+            return (f"the process running your code was stopped ({name}): it used up the "
+                    "CPU time the grader's sandbox allows")
+        if -code == signal.SIGXFSZ:
+            return (f"the process running your code was stopped ({name}): it wrote a file "
+                    "larger than the grader's sandbox allows")
+        if -code == signal.SIGSYS:
+            return (f"the process running your code was stopped ({name}): it made a system "
+                    "call the grader's sandbox does not allow")
         if -code == signal.SIGSEGV:
             return f"the process running your code crashed ({name}, a segmentation fault)"
         return f"the process running your code was stopped by {name}"
@@ -86,13 +95,15 @@ def start_server() -> None:
 class Worker:
     """One answering process."""
 
-    def __init__(self, threads: Optional[int] = None):
+    def __init__(self, threads: Optional[int] = None, confinement=None):
         from .kernel import serve
+        from .sandbox import Confinement
 
         self.cwd = tempfile.mkdtemp(prefix="resnet_edu-answer-")
         ctx = context()
         self.conn, theirs = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=serve, args=(theirs, self.cwd, threads or 1),
+        self.proc = ctx.Process(target=serve, args=(theirs, self.cwd, threads or 1,
+                                                     confinement or Confinement()),
                                 daemon=True)
         self.proc.start()
         theirs.close()
@@ -129,6 +140,11 @@ class Worker:
             raise WorkerGone("error", "the process running your code sent the grader a reply "
                                       "it cannot read (does your code write to streams it "
                                       "does not own?)")
+        if "unconfined" in reply:
+            self.close()
+            raise WorkerGone("grader-error", "the grader could not confine the process that "
+                             f"runs answers ({str(reply['unconfined'])[:200]}), so it ran none; "
+                             "your teacher will look at it")
         return reply
 
     def _gone(self) -> WorkerGone:

@@ -5,12 +5,17 @@ A static rule (``rules.py``) sees ``F.conv2d`` in the source; a tripwire sees a 
 that the source hid. ``forbidden`` functions are wrapped for the duration of the call;
 with ``no_modules``, building any ``nn.Module`` or touching the meta device is recorded
 (a :class:`torch.overrides.TorchFunctionMode` sees every tensor function and its
-``device``). The records go back to the grader as observations; the grader decides.
+``device``). The library's own blocks are watched too: when the rules forbid a package
+(``resnet_edu.blocks``, ``torchvision``), the constructor and ``forward`` of every
+``nn.Module`` class it defines are wrapped, so a block reached by a route no static rule
+sees (``sys.modules``, say) is recorded when it is built or run. The records go back to
+the grader as observations; the grader decides.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
+import sys
 from typing import Iterator, List, Set, Tuple
 
 
@@ -45,9 +50,29 @@ def _targets(forbidden) -> List[Tuple[object, str, str]]:
     return found
 
 
+def _blocks(forbidden) -> List[Tuple[object, str, str]]:
+    """(class, "__init__" or "forward", name) of every module class that a forbidden
+    package defines (among the modules loaded), for the run-time watch."""
+    import torch
+
+    packages = [p for p in forbidden if p.split(".")[0] in ("resnet_edu", "torchvision")]
+    found = []
+    for module_name, module in list(sys.modules.items()):
+        if module is None or not any(module_name == p or module_name.startswith(p + ".")
+                                     for p in packages):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, type) and issubclass(value, torch.nn.Module) and \
+                    value.__module__ == module_name:
+                found += [(value, attr, f"{module_name}.{value.__name__}")
+                          for attr in ("__init__", "forward") if attr in vars(value)]
+    return list({(id(c), a): (c, a, n) for c, a, n in found}.values())
+
+
 def _wrap(function, name: str, tripped: Set[str]):
     def wrapper(*args, **kwargs):
-        tripped.add(f"called `{name}`")
+        tripped.add(f"used `{name}`" if function.__name__ in ("__init__", "forward")
+                    else f"called `{name}`")
         return function(*args, **kwargs)
     return wrapper
 
@@ -60,7 +85,7 @@ def tripwires(forbidden=(), no_modules: bool = False) -> Iterator[Set[str]]:
 
     tripped: Set[str] = set()
     patched = [(owner, attr, getattr(owner, attr), name)
-               for owner, attr, name in _targets(forbidden)]
+               for owner, attr, name in _targets(forbidden) + _blocks(forbidden)]
     for owner, attr, original, name in patched:
         setattr(owner, attr, _wrap(original, name, tripped))
     init = torch.nn.Module.__init__

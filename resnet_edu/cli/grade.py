@@ -35,6 +35,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{MAX_TIMEOUT_S:.0f} (default: 120)")
     parser.add_argument("--jobs", type=positive_int, default=1,
                         help="notebooks graded at the same time (default: 1)")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run answers without confinement (only where the sandbox is "
+                             "unavailable: not Linux, no Landlock; grade in a throw-away "
+                             "machine then, since answers run with your rights)")
+
+
+def _confinement(no_sandbox: bool):
+    """The sandbox of the answering processes, or a refusal before any student code runs."""
+    import sys
+
+    from ..classroom.sandbox import NONE, Confinement, availability
+
+    if no_sandbox:
+        print("warning: --no-sandbox: the students' code runs with your rights (your files, "
+              "the network); grade only in a throw-away machine or container",
+              file=sys.stderr)
+        return NONE
+    ok, why = availability()
+    if not ok:
+        raise CommandError(f"cannot confine the students' code on this machine: {why}. Grade "
+                           "on Linux 5.13 or newer with Landlock, or add --no-sandbox to run "
+                           "answers unconfined (then only in a throw-away machine)", EXIT_USAGE)
+    return Confinement()
 
 
 def run(args) -> int:
@@ -55,8 +78,9 @@ def run(args) -> int:
         raise CommandError(f"no such file: {', '.join(missing)}", EXIT_USAGE)
     if not paths:
         raise CommandError("no notebooks found", EXIT_USAGE)
+    confinement = _confinement(args.no_sandbox)
     start = time.monotonic()
-    options = Options(timeout=args.timeout, threads=None)
+    options = Options(timeout=args.timeout, threads=None, confinement=confinement)
     results = grade_notebooks(paths, masters, options, jobs=args.jobs,
                               log=lambda line: print(line, flush=True))
     rows = [row for result in results for row in result.rows]
@@ -64,5 +88,5 @@ def run(args) -> int:
     print()
     print(summary_table(rows))
     print(f"\n{len(results)} notebook(s) graded in {time.monotonic() - start:.0f} s; "
-          f"{len(rows)} row(s) written to {out}")
+          f"{len(rows)} row(s) written to {out}; answers ran under: {confinement.name}")
     return EXIT_FINDINGS if some_not_graded(rows) else EXIT_OK

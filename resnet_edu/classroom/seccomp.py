@@ -1,0 +1,103 @@
+"""The seccomp layer of the sandbox (see ``sandbox.py`` for what each layer covers): a
+classic-BPF program over the system call number and, for a few calls, its first argument.
+
+Denied calls fail with ``EPERM`` (``clone3`` with ``ENOSYS``, so the C library falls back
+to ``clone``, whose flags the filter can read); a call from another architecture's ABI
+kills the process. The program is built here, without a C compiler, from the kernel's
+``linux/filter.h`` and ``linux/seccomp.h``.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import struct
+from typing import List, Sequence
+
+from . import syscalls
+
+# classic BPF opcodes (linux/filter.h) and seccomp return values (linux/seccomp.h)
+_LD_ABS, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
+_KILL_PROCESS, _ERRNO, _ALLOW = 0x80000000, 0x00050000, 0x7FFF0000
+_NR, _ARCH, _ARG0 = 0, 4, 16              # offsets in struct seccomp_data (arg0: low word)
+_CLONE_THREAD = 0x00010000
+_X32_BIT = 0x40000000
+
+DENIED = (
+    "socket",                                            # no new socket of any family
+    "fork", "vfork", "execve", "execveat",               # no new program or process
+    "ptrace", "process_vm_readv", "process_vm_writev",   # no reaching into others
+    "pidfd_open", "pidfd_send_signal", "pidfd_getfd", "tkill",
+    "setrlimit", "prlimit64",                            # limits only go down
+    "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
+    "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr",
+    "setxattrat", "removexattrat", "utime", "utimes", "futimesat", "utimensat",
+    "io_uring_setup", "io_uring_enter", "io_uring_register",
+    "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key",
+    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "open_tree",
+    "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
+    "reboot", "kexec_load", "kexec_file_load", "init_module", "finit_module",
+    "delete_module", "swapon", "swapoff", "settimeofday", "clock_settime", "clock_adjtime",
+    "adjtimex", "sethostname", "setdomainname", "syslog", "acct", "quotactl",
+    "name_to_handle_at", "open_by_handle_at", "iopl", "ioperm")
+SIGNALS_TO_SELF = ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
+
+
+def _op(code: int, k: int = 0, jt: int = 0, jf: int = 0) -> bytes:
+    return struct.pack("=HBBI", code, jt, jf, k & 0xFFFFFFFF)
+
+
+def _deny(nr: int, err: int = errno.EPERM) -> List[bytes]:
+    return [_op(_JEQ, nr, 0, 1), _op(_RET, _ERRNO | err)]
+
+
+def _first_arg_in(nr: int, allowed: Sequence[int]) -> List[bytes]:
+    """Allow ``nr`` only when its first argument (low 32 bits) is one of ``allowed``."""
+    n = len(allowed)
+    body = [_op(_LD_ABS, _ARG0)]
+    body += [_op(_JEQ, v, n - i, 0) for i, v in enumerate(allowed)]   # -> the ALLOW below
+    body += [_op(_RET, _ERRNO | errno.EPERM), _op(_RET, _ALLOW)]
+    return [_op(_JEQ, nr, 0, len(body))] + body
+
+
+def _threads_only(nr: int) -> List[bytes]:
+    """``clone`` only with ``CLONE_THREAD`` in its flags (the first argument)."""
+    body = [_op(_LD_ABS, _ARG0), _op(_JSET, _CLONE_THREAD, 1, 0),
+            _op(_RET, _ERRNO | errno.EPERM), _op(_RET, _ALLOW)]
+    return [_op(_JEQ, nr, 0, len(body))] + body
+
+
+def program(pid: int, arch: str) -> bytes:
+    """The filter of process ``pid`` on ``arch`` (a key of ``syscalls.AUDIT_ARCH``)."""
+    numbers = syscalls.table(arch)
+    if numbers is None:
+        raise KeyError(arch)
+    code = [_op(_LD_ABS, _ARCH), _op(_JEQ, syscalls.AUDIT_ARCH[arch], 1, 0),
+            _op(_RET, _KILL_PROCESS), _op(_LD_ABS, _NR)]
+    if arch == "x86_64":                      # the x32 ABI's numbers carry this bit
+        code += [_op(_JGE, _X32_BIT, 0, 1), _op(_RET, _ERRNO | errno.EPERM)]
+    for name in DENIED:
+        if numbers[name] is not None:
+            code += _deny(numbers[name])
+    code += _deny(numbers["clone3"], errno.ENOSYS)
+    code += _threads_only(numbers["clone"])
+    self_ids = [pid, 0, -pid]                 # itself, its group, its group by number
+    for name in SIGNALS_TO_SELF:
+        code += _first_arg_in(numbers[name], self_ids)
+    code.append(_op(_RET, _ALLOW))
+    return b"".join(code)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def install_filter(pid: int) -> None:
+    """Install the filter on the calling thread (and so on every thread it starts)."""
+    from .sandbox import SandboxError
+
+    code = program(pid, syscalls.machine())
+    buf = ctypes.create_string_buffer(code, len(code))
+    prog = _SockFprog(len(code) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:    # PR_SET_SECCOMP, MODE_FILTER
+        raise SandboxError(f"seccomp failed: {errno.errorcode.get(ctypes.get_errno(), '?')}")
