@@ -177,6 +177,7 @@ def test_results_url_is_the_configured_repository():
 def _mini_checkout(root: Path) -> None:
     for rel in ("resnet_edu/__init__.py", "resnet_edu/train/config.py",
                 "resnet_edu/classroom/sandbox.py", "resnet_edu/tools/stamp.py",
+                "resnet_edu/cli/train.py", "resnet_edu/__main__.py",
                 "resnet_edu/exercises/__init__.py", "resnet_edu/exercises/ch01.py",
                 "resnet_edu/exercises/ch02.py", "book/results/run.json", "book/results/other.json"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +199,8 @@ def test_the_stamp_names_what_changed_and_ignores_what_cannot_change_an_output(t
     assert "resnet_edu/exercises/ch02.py" not in stamp.stored(nb)["package"]
 
     for rel in ("resnet_edu/classroom/sandbox.py", "resnet_edu/tools/stamp.py",
-                "resnet_edu/exercises/ch02.py", "book/results/other.json"):
+                "resnet_edu/exercises/ch02.py", "book/results/other.json",
+                "resnet_edu/cli/train.py"):                   # this notebook runs no command
         (tmp_path / rel).write_text("changed\n")                 # none of these can matter
     nb.cells[0].source = "# 1. Another title"                    # markdown does not run
     assert stamp.differences(nb, tmp_path) == []
@@ -209,6 +211,9 @@ def test_the_stamp_names_what_changed_and_ignores_what_cannot_change_an_output(t
     assert stamp.differences(nb, tmp_path) == [
         "its code cells", "results file run.json (changed)",
         "package file resnet_edu/train/config.py (changed)"]
+    stamp.write(nb, tmp_path)
+    nb.cells[1].source += '\nsubprocess.run([sys.executable, "-m", "resnet_edu", "train"])'
+    assert "package file resnet_edu/cli/train.py (new)" in stamp.differences(nb, tmp_path)
 
 
 def test_no_chapter_runs_what_the_stamp_leaves_out():
@@ -220,3 +225,40 @@ def test_no_chapter_runs_what_the_stamp_leaves_out():
                  and re.search(r"resnet_edu[./](classroom|tools)\b|\b(classroom|tools)\s+import",
                                cell.source)]
     assert not offenders, f"these notebooks use classroom/tools; update stamp.NOT_INPUTS: {offenders}"
+
+
+def _imports_of_the_cli(source: str):
+    """(line, enclosing function name or None) of every import of resnet_edu.cli in ``source``."""
+    import ast
+
+    found = []
+
+    def visit(node, function):
+        for child in ast.iter_child_nodes(node):
+            name = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                else function
+            if isinstance(child, ast.ImportFrom):
+                module = child.module or ""
+                if (child.level and module.split(".")[0] == "cli") or \
+                        module.startswith("resnet_edu.cli"):
+                    found.append((child.lineno, function))
+            visit(child, name)
+
+    visit(ast.parse(source), None)
+    return found
+
+
+def test_only_the_cli_helpers_lead_into_the_command_line():
+    """The stamp counts resnet_edu/cli/ only for notebooks that run `python -m resnet_edu` or
+    call a `cli_*` helper: true while no other package code imports the command line."""
+    assert _imports_of_the_cli("def cli_x():\n    from ..cli import main\n") == [(2, "cli_x")]
+    assert _imports_of_the_cli("from ..cli.argtypes import seed\n") == [(1, None)]
+    package = ROOT / "resnet_edu"
+    offenders = [f"{path.relative_to(package)}:{line}"
+                 for path in sorted(package.rglob("*.py"))
+                 if path.relative_to(package).parts[0] not in ("cli", "classroom", "tools")
+                 and path.name != "__main__.py"
+                 for line, function in _imports_of_the_cli(path.read_text(encoding="utf-8"))
+                 if not (function or "").startswith("cli_")]
+    assert not offenders, ("these modules import resnet_edu.cli outside a cli_* function; "
+                           f"update resnet_edu/tools/stamp.py's COMMAND_LINE rule: {offenders}")

@@ -17,10 +17,13 @@ What a notebook's outputs can depend on, and so what the stamp covers:
   notebooks, never inside one), ``tools/`` (this runner and the nbval timer: they execute
   notebooks, a notebook does not call them), and the exercise checks of *other* chapters
   (``exercises/chNN.py`` counts only for the notebooks that call ``check("chNN-...")``; the
-  registry and the kit, ``exercises/__init__.py`` and ``_kit.py``, count for all).
+  registry and the kit, ``exercises/__init__.py`` and ``_kit.py``, count for all), and the
+  command line (``cli/``, ``__main__.py``) for a notebook whose code does not run it: it
+  counts where the code runs ``python -m resnet_edu`` (chapter 13 under ``torchrun``) or
+  calls a ``cli_*`` helper (chapter 5's ``cli_check``), the only ways into it from outside
+  (``tests/test_conventions.py`` checks that no other module imports it).
   Everything else can change what a cell prints: the models, the training loop and its
-  presets, the data split, the checker, the command line that chapter 13 runs under
-  ``torchrun``, the conventions that set the kernel's environment.
+  presets, the data split, the checker, the conventions that set the kernel's environment.
 
 The digest is per part, so the test can say what changed: the code, which results file, or
 which package files. The library versions are checked by the version stamp of the setup
@@ -37,6 +40,9 @@ METADATA_KEY = "resnet_edu"
 STAMP_KEY = "inputs"
 PACKAGE = "resnet_edu"
 NOT_INPUTS = ("classroom", "tools")          # package folders no notebook's output depends on
+COMMAND_LINE = ("cli", "__main__.py")          # counts only for a notebook that runs it
+# `python -m resnet_edu ...` (chapter 13's torchrun) or a `cli_*` helper (chapter 5's cli_check)
+RUNS_COMMAND_LINE = re.compile(r"-m[\"',\s]+resnet_edu\b|resnet_edu\.(cli|__main__)\b|\bcli_\w+")
 RESULTS_FOLDER = Path("book") / "results"
 REFRESH = "python scripts/execute_notebooks.py"
 
@@ -60,14 +66,15 @@ def checked_chapters(code: Iterable[str]) -> List[str]:
     return sorted({m for text in code for m in re.findall(r"check\(\s*['\"]ch(\d\d)-", text)})
 
 
-def package_files(root: Path, chapters: Iterable[str]) -> List[Path]:
+def package_files(root: Path, chapters: Iterable[str], command_line: bool = True) -> List[Path]:
     """The files of ``resnet_edu`` that a notebook's outputs can depend on (module docstring)."""
     package = root / PACKAGE
     own = {f"ch{n}.py" for n in chapters}
+    left_out = NOT_INPUTS + (() if command_line else COMMAND_LINE)
     files = []
     for path in sorted(package.rglob("*")):
         rel = path.relative_to(package)
-        if not path.is_file() or path.suffix != ".py" or rel.parts[0] in NOT_INPUTS:
+        if not path.is_file() or path.suffix != ".py" or rel.parts[0] in left_out:
             continue
         if rel.parts[0] == "exercises" and re.fullmatch(r"ch\d\d\.py", rel.name) \
                 and rel.name not in own:
@@ -90,7 +97,8 @@ def compute(nb, root: Path) -> Dict[str, object]:
     """The stamp of notebook ``nb`` (a dict as nbformat reads it) against the checkout ``root``."""
     code = _code_cells(nb)
     separator = b"\n\x00cell\x00\n"
-    files = package_files(root, checked_chapters(code))
+    runs_command_line = any(RUNS_COMMAND_LINE.search(text) for text in code)
+    files = package_files(root, checked_chapters(code), runs_command_line)
     return {
         "code": _digest(separator.join(c.encode("utf-8") for c in code)),
         "results": {p.name: _file_digest(p) for p in results_files(root, code)},
