@@ -14,6 +14,7 @@ undone from inside (``no_new_privs``; Landlock and seccomp only ever add restric
    of file permissions and of resource limits are gone; the bounding set is emptied.
 3. **Landlock** (Linux 5.13+, unprivileged; the ABI is read at run time), the kernel's
    own access control for a process and its descendants:
+
    - files: read, never write or execute, beneath the directories the code comes from
      (the interpreter's standard library, the ``site-packages`` folders, each top-level
      package the answering process has imported, the system library folders), a few
@@ -27,6 +28,7 @@ undone from inside (``no_new_privs``; Landlock and seccomp only ever add restric
    - scopes (ABI 6): no signal to a process outside the sandbox, no connection to an
      abstract Unix socket outside it. Landlock also refuses ``ptrace`` of any process
      outside the sandbox.
+
 4. **seccomp** (a small BPF filter, for what Landlock does not cover): no new socket of
    any family (so no UDP, no Unix socket, no way to ask the fork server for an
    unconfined sibling: the only socket is the pipe the process was handed), no new
