@@ -11,6 +11,13 @@
    use). The second copy of sphinx-thebe's `const THEBE_JS_URL = ...` is a JavaScript
    `SyntaxError` on every page. We drop the duplicates from each page as it is written.
 
+3. Scripts that do not block the first paint (issue 24). Sphinx and its extensions load
+   their scripts in <head> without `defer`, so a phone on a slow network paints nothing
+   until a dozen scripts have arrived (Lighthouse: render-blocking resources). Every
+   external script gets `defer` (they still run in the same order, before DOMContentLoaded)
+   except `documentation_options.js`, which an inline script right after it uses.
+   (`_ext/templates/layout.html` does the same for the search scripts the theme adds.)
+
 The API reference (book/api.md, autodoc) documents the `resnet_edu` that the building
 Python imports: the checkout's own, through `pip install -r requirements.txt` (an editable
 install) or `PYTHONPATH=.` (the tests build with `resnet_edu.conventions.kernel_environment`).
@@ -47,10 +54,31 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree):
     scripts[:] = unique
 
 
+KEEP_BLOCKING = ("documentation_options.js",)
+
+
+def defer_scripts(app, pagename, templatename, context, doctree):
+    """Give every external, not yet async or deferred script of a page `defer` (in place)."""
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    from sphinx.builders.html._assets import _JavaScript
+
+    for index, asset in enumerate(scripts):
+        filename = str(getattr(asset, "filename", "") or "")
+        attributes = dict(getattr(asset, "attributes", {}) or {})
+        if (not filename or "body" in attributes or "async" in attributes
+                or "defer" in attributes or filename.endswith(KEEP_BLOCKING)):
+            continue
+        scripts[index] = _JavaScript(filename, priority=asset.priority,
+                                     **{**attributes, "defer": "defer"})
+
+
 def setup(app):
     if importlib.util.find_spec(OFFLINE_MATHJAX) is not None:
         app.setup_extension(OFFLINE_MATHJAX)
     else:
         logger.info(f"{OFFLINE_MATHJAX} is not installed: pages load MathJax from its CDN")
     app.connect("html-page-context", drop_duplicate_scripts, priority=900)
+    app.connect("html-page-context", defer_scripts, priority=910)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

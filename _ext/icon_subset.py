@@ -4,11 +4,13 @@ pydata-sphinx-theme draws its icons (search, menu, colour mode, GitHub, launch..
 over: its CSS maps each `fa-NAME` class to a glyph of the Font Awesome web fonts (157 kB +
 118 kB + 25 kB woff2), and `scripts/fontawesome.js` (1.5 MB) replaces every `<i class="fa-...">`
 with an inline SVG. The layout override in `_ext/templates/layout.html` drops the script; this
-extension, after the build, cuts the web fonts down to the glyphs the site's pages and
-scripts use and declares them with `@font-face` rules in `_static/fa-subset/fa-subset.css`
-(added to every page after the theme's CSS, so these faces replace the theme's full ones).
-The icons stay vector glyphs: crisp at any pixel density, coloured like the text around
-them in light and dark mode.
+extension, after the build, replaces the copies of the theme's woff2 fonts in
+`_static/vendor/fontawesome/webfonts/` with subsets holding only the glyphs the site's
+pages and scripts use (the theme's CSS keeps pointing at them; a second `@font-face` for
+the subset would not do: Chrome falls back to the full face for any character the subset
+lacks, and downloads it). Sphinx copies the theme's full fonts again on the next build,
+and this step cuts them again. The icons stay vector glyphs: crisp at any pixel density,
+coloured like the text around them in light and dark mode.
 
 Needs fontTools (a dependency of matplotlib) and brotli (woff2): both in requirements.txt.
 Without them the build logs why and the pages fall back to the theme's full fonts.
@@ -22,12 +24,8 @@ from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
 
-SUBSET_DIR = "fa-subset"
-CSS_NAME = f"{SUBSET_DIR}/fa-subset.css"
-# (font file stem, CSS family, CSS weight) of the theme's Font Awesome 6 faces
-FACES = [("fa-solid-900", "Font Awesome 6 Free", 900),
-         ("fa-regular-400", "Font Awesome 6 Free", 400),
-         ("fa-brands-400", "Font Awesome 6 Brands", 400)]
+WEBFONTS = ("vendor", "fontawesome", "webfonts")   # under _static, as the theme ships them
+FACES = ["fa-solid-900", "fa-regular-400", "fa-brands-400"]
 
 _CLASS_ATTR = re.compile(r'class="([^"]*\bfa-[^"]*)"')
 _ICON_NAME = re.compile(r"\bfa-([a-z0-9-]+)")
@@ -86,14 +84,6 @@ def subset_font(source: Path, target: Path, codepoints: set[int]) -> int:
     return len(present)
 
 
-def font_face_css() -> str:
-    rules = [f'@font-face{{font-family:"{family}";font-style:normal;font-weight:{weight};'
-             f'font-display:block;src:url({stem}.woff2) format("woff2")}}'
-             for stem, family, weight in FACES]
-    return ("/* Font Awesome Free 6 (fonts: SIL OFL 1.1), cut to the icons this site uses by "
-            "_ext/icon_subset.py */\n" + "\n".join(rules) + "\n")
-
-
 def write_subset(app, exception):
     if exception is not None or app.builder.format != "html":
         return
@@ -108,14 +98,12 @@ def write_subset(app, exception):
     codes = icon_codepoints(css)
     names = used_icon_names(outdir)
     wanted = {codes[name] for name in names if name in codes}
-    target_dir = outdir / "_static" / SUBSET_DIR
+    target_dir = outdir.joinpath("_static", *WEBFONTS)
     counts = [subset_font(theme_webfonts() / f"{stem}.woff2", target_dir / f"{stem}.woff2", wanted)
-              for stem, _, _ in FACES]
-    (outdir / "_static" / CSS_NAME).write_text(font_face_css(), encoding="utf-8")
+              for stem in FACES]
     logger.info(f"icon_subset: {len(wanted)} icons ({sum(counts)} glyphs) in {target_dir}")
 
 
 def setup(app):
-    app.add_css_file(CSS_NAME, priority=900)
     app.connect("build-finished", write_subset)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,14 +1,19 @@
 """Accessibility and metadata fixes made at their source (issue 24; CONTRIBUTING.md names the
 upstream issue each one stands for).
 
-1. Template overrides in `_ext/templates/` (searched before the theme's templates): the
+1. Template overrides in `_ext/templates/` (searched before the theme's templates and
+   components): the
    layout without the theme's 1.5 MB Font Awesome script (see _ext/icon_subset.py), the
    search field and colour-mode buttons whose accessible names match what they show.
 2. Citation lists: docutils' HTML writer gives each entry of a bibliography the ARIA role
    `doc-biblioentry`, deprecated in DPUB-ARIA 1.1, inside a `role="list"` that then has no
    list items (axe: aria-deprecated-role, aria-required-children). Entries become
    `role="listitem"`; everything else about the list is unchanged.
-3. Pages that Sphinx generates without a document (search, general index, module index)
+3. A hidden cell input (myst-nb's `hide-input` tag) folds under a `<summary>` labelled
+   "Toggle hidden content" that shows "Show code cell source": the accessible name no
+   longer contains the visible label (WCAG 2.5.3). The summary is written without the
+   label, so its name is what it shows; everything else is myst-nb's markup.
+4. Pages that Sphinx generates without a document (search, general index, module index)
    get the description and social tags that sphinxext-opengraph gives every other page,
    from `site_generated_page_descriptions` in _config.yml.
 """
@@ -51,6 +56,28 @@ def setup_translators(app):
         app.set_translator(name, mixed, override=True)
 
 
+def visit_hide_cell_input(self, node):
+    """myst-nb's visit_HideCellInput without the `aria-label` on <summary>."""
+    classes = " ".join(node["classes"])
+    self.body.append(f'<details class="admonition hide {classes}">\n<summary>\n')
+    for state, prompt in (("collapsed", node["prompt_show"]), ("expanded", node["prompt_hide"])):
+        self.body.append(f'<p class="{state} admonition-title">{html.escape(prompt)}</p>\n')
+    self.body.append("</summary>\n")
+
+
+def depart_hide_cell_input(self, node):
+    self.body.append("</details>\n")
+
+
+def override_hide_cell_input(app):
+    try:
+        from myst_nb.sphinx_ import HideCodeCellNode
+    except ImportError:
+        return
+    app.add_node(HideCodeCellNode, override=True,
+                 html=(visit_hide_cell_input, depart_hide_cell_input))
+
+
 def generated_page_tags(app, pagename, templatename, context, doctree):
     """Description and Open Graph tags for a page that has no document (e.g. search)."""
     descriptions = app.config.site_generated_page_descriptions or {}
@@ -74,6 +101,7 @@ def generated_page_tags(app, pagename, templatename, context, doctree):
 def setup(app):
     app.add_config_value("site_generated_page_descriptions", {}, "html", types=[dict])
     app.connect("config-inited", add_templates)
+    override_hide_cell_input(app)
     app.connect("builder-inited", setup_translators, priority=900)
     app.connect("html-page-context", generated_page_tags)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

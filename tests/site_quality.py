@@ -198,13 +198,11 @@ return Array.from(document.querySelectorAll('[class*="fa-"]')).map(el => {
 
 
 def icon_fonts(html_dir: Path) -> dict[str, set[int]]:
-    """{font file stem: codepoints} of the icon fonts the built site serves (the subset of
-    _ext/icon_subset.py, else the theme's full fonts)."""
+    """{font file stem: codepoints} of the icon fonts the built site serves (the theme's,
+    cut to the glyphs the site uses by _ext/icon_subset.py)."""
     from fontTools.ttLib import TTFont
 
-    folder = html_dir / "_static" / "fa-subset"
-    if not folder.is_dir():
-        folder = html_dir / "_static" / "vendor" / "fontawesome" / "webfonts"
+    folder = html_dir / "_static" / "vendor" / "fontawesome" / "webfonts"
     return {path.stem: set(TTFont(path).getBestCmap()) for path in folder.glob("*.woff2")}
 
 
