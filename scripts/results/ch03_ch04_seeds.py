@@ -5,16 +5,16 @@ budget. This script repeats the runs that the prose generalises from, and
 writes the final training losses to ``book/results/ch03_ch04_seeds.json``,
 which the chapters load and print:
 
-- plain-20 and plain-56 (chapter 3) and ResNet-56 (chapter 4), seeds 0, 1
-  and 2, with the chapters' budget (``degradation_config()``) and without its
-  warm-up (``warmup_steps=0``).
+- plain-20, plain-32 and plain-56 (chapter 3) and ResNet-56 (chapter 4), seeds
+  0, 1 and 2, with the chapters' budget (``degradation_config()``) and without
+  its warm-up (``warmup_steps=0``).
 
 Seed 0 with the warm-up is exactly chapter 3's run: chapter 3 checks that its own
 plain-56 agrees with this file, and chapter 4 draws plain-56 from it (per-epoch
 training losses and the eval-mode accuracies) instead of training it a second time.
 
-Run from the repository root (18 training runs; several minutes on one idle
-CPU thread):
+Run from the repository root (24 training runs; about a quarter of an hour on
+one idle CPU thread):
 
     python scripts/results/ch03_ch04_seeds.py
 """
@@ -39,8 +39,8 @@ BUILDERS = {"plain": lambda depth: plain_net(depth, in_channels=1),
             "resnet": lambda depth: cifar_resnet(depth, in_channels=1)}
 # (family, depths, seeds, overrides of degradation_config): one entry per group of runs
 PLAN = [
-    ("plain", (20, 56), (0, 1, 2), {}),
-    ("plain", (20, 56), (0, 1, 2), {"warmup_steps": 0}),
+    ("plain", (20, 32, 56), (0, 1, 2), {}),
+    ("plain", (20, 32, 56), (0, 1, 2), {"warmup_steps": 0}),
     ("resnet", (56,), (0, 1, 2), {}),
     ("resnet", (56,), (0, 1, 2), {"warmup_steps": 0}),
 ]
