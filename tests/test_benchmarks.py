@@ -43,3 +43,15 @@ def test_digits_recipe_prints_the_svm_bar_and_a_candidate_on_validation():
     bar, candidate = done.stdout.splitlines()
     assert bar.startswith("tuned RBF SVM (the bar)") and "val acc mean" in bar
     assert candidate.startswith("resnet20 num_epochs=1 lr=0.05") and "val loss" in candidate
+
+
+def test_sandbox_cost_times_confined_and_unconfined_processes():
+    from resnet_edu.classroom.sandbox import availability
+
+    done = _run("benchmarks/sandbox_cost.py", "--pairs", "2", "--runs", "0")
+    if not availability()[0] and not os.environ.get("CI"):
+        assert done.returncode == 2 and "no sandbox" in done.stderr
+        return
+    assert done.returncode == 0, done.stderr
+    for line in ("confined    median", "unconfined  median", "added       median"):
+        assert line in done.stdout, done.stdout
