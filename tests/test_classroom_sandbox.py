@@ -414,3 +414,46 @@ def test_the_run_time_watch_sees_the_library_blocks_and_restores_them():
         BasicBlock(4, 4)
     assert tripped == set()
     assert (BasicBlock.__init__, BasicBlock.forward) == (init, forward)
+
+
+# ----------------------------------------------------------------------------- the BPF filter
+def run_filter(code: bytes, arch: int, nr: int, arg0: int = 0) -> int:
+    """A small classic-BPF interpreter for the instructions the filter uses."""
+    import struct
+
+    data = {0: nr, 4: arch, 16: arg0 & 0xFFFFFFFF}
+    ops = [struct.unpack("=HBBI", code[i:i + 8]) for i in range(0, len(code), 8)]
+    pc, acc = 0, 0
+    while True:
+        op, jt, jf, k = ops[pc]
+        if op == 0x20:
+            acc = data[k]
+        elif op == 0x06:
+            return k
+        else:
+            taken = {0x15: acc == k, 0x35: acc >= k, 0x45: bool(acc & k)}[op]
+            pc += jt if taken else jf
+        pc += 1
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_the_seccomp_program_decides_as_documented(arch):
+    from resnet_edu.classroom import seccomp, syscalls
+
+    numbers, audit = syscalls.table(arch), syscalls.AUDIT_ARCH[arch]
+    code = seccomp.program(4242, arch)
+    allow, eperm, enosys = 0x7FFF0000, 0x00050001, 0x00050026
+    assert run_filter(code, 0x40000003, 1) == 0x80000000          # another ABI: killed
+    for name in seccomp.DENIED:
+        if numbers[name] is not None:
+            assert run_filter(code, audit, numbers[name]) == eperm, name
+    assert run_filter(code, audit, numbers["clone3"]) == enosys
+    assert run_filter(code, audit, numbers["clone"], 0x00010000 | 0x100) == allow   # a thread
+    assert run_filter(code, audit, numbers["clone"], 0x11) == eperm          # a process
+    for name in seccomp.SIGNALS_TO_SELF:
+        for pid, verdict in ((4242, allow), (0, allow), (-4242, allow), (1, eperm),
+                             (-1, eperm), (4243, eperm)):
+            assert run_filter(code, audit, numbers[name], pid) == verdict, (name, pid)
+    for name in ("landlock_add_rule", "landlock_restrict_self"):     # everything else runs
+        assert run_filter(code, audit, numbers[name]) == allow
+    assert run_filter(code, audit, 0) == allow and run_filter(code, audit, 63) == allow
