@@ -121,7 +121,7 @@ COMBINE_BATCH_STATS = FunctionCheck(
                                   f"{', '.join(map(str, sizes))} images"),
     success="for equal and unequal micro-batches your mean and variance are exactly those "
             "of the whole global batch: what SyncBatchNorm normalises with, computed from "
-            "one all-reduce of a few numbers per channel.")
+            "one all-gather of a few numbers per channel.")
 
 
 @register(EXERCISE, names=["combine_batch_stats"],
