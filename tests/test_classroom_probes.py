@@ -41,9 +41,10 @@ BOOK = ROOT / "book"
 MASTERS = load_masters(BOOK)
 EX = {e.id: e for m in MASTERS.values() for e in m.exercises}
 NOTEBOOK = {e.id: chapter for chapter, m in MASTERS.items() for e in m.exercises}
-CLASS_EXERCISES = ["ch04-preact-block", "ch05-fix-the-post", "ch05-find-the-bug",
-                   "ch07-bottleneck-block", "ch10-relu-only-preact"]
-OBSERVED_NOW = ["ch01-conv2d-by-hand", "ch02-batchnorm-by-hand", "ch06-shortcut-a",
+CLASS_EXERCISES = ["ch05-fix-the-post", "ch05-find-the-bug", "ch07-bottleneck-block",
+                   "ch10-preact-block", "ch10-relu-only-preact"]
+OBSERVED_NOW = ["ch01-conv2d-by-hand", "ch02-batchnorm-by-hand", "ch04-stack-jacobian",
+                "ch06-shortcut-a",
                 "ch08-param-count", "ch08-stage-shapes", "ch09-confusion-matrix",
                 "ch11-path-counts", "ch11-filter-normalise", "ch12-block-flops",
                 "ch13-combine-batch-stats"]     # the FunctionChecks, run on the stand-in
@@ -144,7 +145,7 @@ def not_a_module(book):
 
 
 @pytest.mark.parametrize("exercise, mistake, phrases", [
-    ("ch04-preact-block", other_momentum,
+    ("ch10-preact-block", other_momentum,
      ["in training mode bn1.running_mean after the forward pass differs", "default momentum"]),
     ("ch07-bottleneck-block", detached_shortcut,
      ["in training mode the gradient that reaches the input differs", "no .detach()"]),
@@ -166,9 +167,9 @@ def test_probe_names_what_differs(exercise, mistake, phrases, book_solution):
 
 def test_in_process_check_misses_the_momentum_the_probe_catches(book_solution):
     """Why the probe compares running statistics: the check compares outputs only."""
-    wrong = other_momentum(book_class(book_solution, "ch04-preact-block"))
-    assert check("ch04-preact-block", wrong).passed
-    assert "running_mean" in probe("ch04-preact-block", wrong)
+    wrong = other_momentum(book_class(book_solution, "ch10-preact-block"))
+    assert check("ch10-preact-block", wrong).passed
+    assert "running_mean" in probe("ch10-preact-block", wrong)
 
 
 class SplitShortcut(nn.Module):
@@ -246,7 +247,7 @@ def test_shortcut_gradient_is_checked_through_the_stand_in(function, phrase):
 # One grading run: hostile answers, the book's solutions, the student notebooks
 # ======================================================================================
 WRONG_FORWARD = {   # the book's solution with one mistake: (the line, what replaces it)
-    "ch04-preact-block": ("return x + out", "return torch.relu(x + out)"),
+    "ch10-preact-block": ("return x + out", "return torch.relu(x + out)"),
     "ch05-fix-the-post": ("return self.relu(out + self.shortcut(x))",
                           "return out + self.shortcut(x)"),
     "ch05-find-the-bug": ("return self.relu(out + x)", "return out + x"),
@@ -263,12 +264,12 @@ PATCHED_COMPARISONS = (
     "    torch.Tensor.__eq__ = lambda a, b: True\n"
     "    resnet_edu.diagnostics.BlockReport.ok = property(lambda self: True)\n")
 PATCHED_HELPERS = (
-    "import types\nimport resnet_edu.diagnostics\nimport resnet_edu.exercises.ch04\n\n\n"
+    "import types\nimport resnet_edu.diagnostics\nimport resnet_edu.exercises.ch10\n\n\n"
     "class Patch:\n"
     "    resnet_edu.diagnostics.check_block = lambda *a, **k: types.SimpleNamespace(\n"
     "        ok=True, problems=[])\n"
-    "    resnet_edu.exercises.ch04._compare_with_package = lambda cls: "
-    "resnet_edu.exercises.Feedback('ch04-preact-block', True, 'ok')\n")
+    "    resnet_edu.exercises.ch10._compare_with_package = lambda cls: "
+    "resnet_edu.exercises.Feedback('ch10-preact-block', True, 'ok')\n")
 ATTACKS = {"patched-check": PATCHED_CHECK, "patched-comparisons": PATCHED_COMPARISONS}
 
 
@@ -306,14 +307,15 @@ def hostile_submissions(folder: Path) -> dict:
         by_chapter.setdefault(NOTEBOOK[exercise], []).append(exercise)
     attacks = [(chapter, attack, prelude) for chapter in by_chapter
                for attack, prelude in ATTACKS.items()]
-    attacks.append(("04_residual_block.ipynb", "patched-helpers", PATCHED_HELPERS))
+    attacks.append(("10_identity_mappings.ipynb", "patched-helpers", PATCHED_HELPERS))
     for chapter, attack, prelude in attacks:
         nb = student(chapter)
-        for exercise in by_chapter[chapter]:
+        targets = ["ch10-preact-block"] if attack == "patched-helpers" else by_chapter[chapter]
+        for exercise in targets:
             answer(nb, exercise, prelude + "\n\n" + wrong_block(exercise))
         case = f"{attack}-{chapter[:2]}"
         write(folder, case, chapter, nb)
-        cases[case] = by_chapter[chapter]
+        cases[case] = targets
     return cases
 
 

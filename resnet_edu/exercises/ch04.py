@@ -1,155 +1,171 @@
 """Checks for chapter 4, "The residual block".
 
-- ``ch04-preact-block``: a class ``PreActResidualBlock(channels)`` computing the
-  pre-activation block of He et al. (2016),
-  ``x + conv2(relu(bn2(conv1(relu(bn1(x))))))`` with no ReLU after the
-  addition, with layers named ``bn1``, ``conv1``, ``bn2``, ``conv2`` (3x3
-  convolutions with padding 1 and no bias). It is checked by
-  :func:`resnet_edu.diagnostics.check_block` (the bugs of the original post
-  and their relatives), then against :class:`resnet_edu.blocks.PreActBlock`
-  loaded with the same weights, in training and in evaluation mode, and
-  finally for the property the chapter is about: with ``conv2``'s weights at
-  zero the block is exactly the identity.
+- ``ch04-stack-jacobian``: ``stack_jacobian(J_F, g)`` must return the Jacobian of a
+  stack of ``L`` post-activation residual blocks (``BasicBlock``, the shape unchanged)
+  from what each block contributes: ``J_F[l]``, the ``n x n`` Jacobian of block ``l``'s
+  branch at that block's input, and ``g[l]``, the ``n`` entries of the sum
+  ``F(x_l) + x_l`` before its last ReLU (block 0 meets the input first). The answer is
+  ``D_L (I + J_L) ... D_1 (I + J_1)`` with ``D_l = diag(g_l > 0)``, the chain rule
+  through every addition and every ReLU. The cases are real stacks of 1 to 3 random
+  blocks (random BatchNorm statistics, double precision, evaluation mode, every last
+  ReLU both open and closed somewhere); the test suite checks that the reference equals
+  autograd's Jacobian of each whole stack.
 """
 from __future__ import annotations
 
-import copy
+from typing import List, Tuple
 
 import torch
 from torch import nn
+from torch.autograd.functional import jacobian
 
-from . import Feedback, register
-from ._kit import OWN_BLOCK, ModuleProbe, generator, manual_seed, randomise_
+from . import register
+from ._kit import FunctionCheck, Mistake, Rules, WrongForm, run_function_check
 
-EXERCISE = "ch04-preact-block"
-_CHANNELS = (4, 8)
-
-
-def _key_problem(student: nn.Module, reference: nn.Module) -> str:
-    got, expected = student.state_dict(), reference.state_dict()
-    extra = sorted(set(got) - set(expected))
-    missing = sorted(set(expected) - set(got))
-    if any(k.startswith("conv") and k.endswith(".bias") for k in extra):
-        return ("your convolutions have a bias. Build them with bias=False, like every "
-                "convolution in a ResNet (conv2's output is added to x directly, and conv1 "
-                "feeds a BatchNorm, which cancels a bias anyway).")
-    if missing or extra:
-        return (f"the layers are not named as asked: missing {', '.join(missing[:4]) or '-'}; "
-                f"unexpected {', '.join(extra[:4]) or '-'}. Name them bn1, conv1, bn2, conv2 "
-                f"so the weights can be compared with resnet_edu's PreActBlock.")
-    for key, value in expected.items():
-        if got[key].shape != value.shape:
-            return (f"{key} has shape {tuple(got[key].shape)}, expected {tuple(value.shape)}: "
-                    f"both convolutions map `channels` to `channels` with a 3x3 kernel, and "
-                    f"both BatchNorms normalise `channels` channels.")
-    return ""
+EXERCISE = "ch04-stack-jacobian"
+# (blocks, channels, height, width): one block first, where the order cannot matter yet
+_CASES = ((1, 2, 3, 3), (2, 2, 3, 3), (3, 3, 2, 2), (3, 2, 3, 4))
 
 
-def _diagnose(x: torch.Tensor, got: torch.Tensor, ref: nn.Module) -> str:
-    """Name the usual mistake that ``got`` matches, if any (``ref`` in the matching mode)."""
-    relu = torch.relu
+def _random_block(channels: int, generator: torch.Generator) -> nn.Module:
+    """A ``BasicBlock(channels, channels)`` in double precision and evaluation mode, with
+    He-sized weights and BatchNorm statistics as in the chapter's Jacobian check."""
+    from ..blocks import BasicBlock
 
-    def branch(start):
-        return ref.conv2(relu(ref.bn2(ref.conv1(start))))
-
+    block = BasicBlock(channels, channels).double().eval()
     with torch.no_grad():
-        pre = relu(ref.bn1(x))
-        candidates = [
-            (relu(branch(pre) + x),
-             "there is a ReLU after the addition. A pre-activation block returns "
-             "x + F(x) untouched; that is what lets it be an exact identity"),
-            (relu(ref.bn2(ref.conv2(relu(ref.bn1(ref.conv1(x))))) + x),
-             "this is the original post-activation block (BasicBlock): conv -> BN -> ReLU and a "
-             "ReLU after the addition. Pre-activation moves BN and ReLU in front of each "
-             "convolution (bn1 -> relu -> conv1 -> bn2 -> relu -> conv2) and adds x at the end, "
-             "with nothing after the addition"),
-            (ref.bn2(ref.conv2(relu(ref.bn1(ref.conv1(x))))) + x,
-             "this is the original (post-activation) order conv -> BN -> ReLU. Pre-activation "
-             "moves BN and ReLU in front of each convolution: bn1 -> relu -> conv1 -> bn2 -> "
-             "relu -> conv2"),
-            (branch(pre) + pre,
-             "the skip connection carries relu(bn1(x)) instead of x itself. Keep identity = x "
-             "before bn1 and add that"),
-            (ref.conv2(ref.bn2(ref.conv1(pre))) + x,
-             "the ReLU between bn2 and conv2 is missing"),
-            (ref.conv2(relu(ref.bn2(ref.conv1(ref.bn1(x))))) + x,
-             "the ReLU between bn1 and conv1 is missing"),
-        ]
-    for candidate, message in candidates:
-        if candidate.shape == got.shape and torch.allclose(got, candidate, rtol=1e-4, atol=1e-5):
-            return message
-    return ("the output differs from x + conv2(relu(bn2(conv1(relu(bn1(x)))))); check the "
-            "order of the layers in forward")
+        for conv in (block.conv1, block.conv2):
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator)
+                              * (2.0 / conv.weight[0].numel()) ** 0.5)
+        for bn in (block.bn1, block.bn2):
+            shape = bn.weight.shape
+            bn.weight.copy_(0.5 + torch.rand(shape, generator=generator))
+            bn.bias.copy_(0.2 * torch.randn(shape, generator=generator))
+            bn.running_mean.copy_(0.5 * torch.randn(shape, generator=generator))
+            bn.running_var.copy_(0.5 + 1.5 * torch.rand(shape, generator=generator))
+    return block
 
 
-def _build(cls, channels):
-    manual_seed(4)                          # the same initial weights on every run
-    return cls(channels)
+def _mixed_masks(blocks: List[nn.Module], x: torch.Tensor) -> bool:
+    """Does every block's last ReLU pass some entries and block others?"""
+    with torch.no_grad():
+        for block in blocks:
+            g = _branch(block)(x) + x
+            if not 0.1 <= (g > 0).double().mean().item() <= 0.9:
+                return False
+            x = block(x)
+    return True
 
 
-def _package_block(channels: int) -> nn.Module:
-    from ..blocks import PreActBlock
-
-    return PreActBlock(channels, channels)
-
-
-@register(EXERCISE, names=["PreActResidualBlock"], title="A pre-activation residual block",
-          rules=OWN_BLOCK,
-          probe=ModuleProbe(_package_block, tuple(((c,), (4, c, 5, 6)) for c in _CHANNELS),
-                            "resnet_edu's PreActBlock"))
-def _check_preact_block(PreActResidualBlock) -> Feedback:
-    with torch.random.fork_rng(devices=[]):      # checking never moves the global RNG
-        manual_seed(4)
-        return _compare_with_package(PreActResidualBlock)
+def random_stack(case, generator: torch.Generator) -> Tuple[List[nn.Module], torch.Tensor]:
+    """``case = (L, C, H, W)``: ``L`` random ``BasicBlock(C, C)`` and an input of shape
+    ``(1, C, H, W)``, drawn again (up to 50 times) until every block's last ReLU both passes
+    and blocks some entries, so that each known mistake gives another matrix."""
+    num_blocks, channels, height, width = case
+    for _ in range(50):
+        blocks = [_random_block(channels, generator) for _ in range(num_blocks)]
+        x = torch.randn(1, channels, height, width, generator=generator, dtype=torch.float64)
+        if _mixed_masks(blocks, x):
+            break
+    return blocks, x
 
 
-def _compare_with_package(PreActResidualBlock) -> Feedback:
-    from ..blocks import PreActBlock
-    from ..diagnostics import check_block
+def _branch(block: nn.Module):
+    return lambda x: block.bn2(block.conv2(block.relu(block.bn1(block.conv1(x)))))
 
-    g = generator(4)
-    for i, channels in enumerate(_CHANNELS):
-        block = _build(PreActResidualBlock, channels)
-        where = f"PreActResidualBlock({channels})"
-        if not isinstance(block, nn.Module):
-            return Feedback(EXERCISE, False, f"{where} is a {type(block).__name__}, not an "
-                            f"nn.Module: subclass nn.Module and call super().__init__() first.")
-        if i == 0:  # the structural checks take a second; once is enough
-            report = check_block(block, (2, channels, 6, 6))
-            if not report.ok:
-                return Feedback(EXERCISE, False, f"check_block found a problem in {where}: "
-                                + " ".join(str(p) for p in report.problems[:2]))
-        reference = PreActBlock(channels, channels)
-        problem = _key_problem(block, reference)
-        if problem:
-            return Feedback(EXERCISE, False, f"In {where}: {problem}")
-        randomise_(block, g)
-        reference.load_state_dict(block.state_dict())
-        x = torch.randn(4, channels, 5, 6, generator=g)        # negative entries included
-        for mode in ("training", "evaluation"):
-            student, ref = copy.deepcopy(block), copy.deepcopy(reference)
-            student.train(mode == "training")
-            ref.train(mode == "training")
-            with torch.no_grad():
-                got = student(x.clone())
-                expected = ref(x.clone())
-            if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
-                shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-                return Feedback(EXERCISE, False, f"{where} in {mode} mode returned {shape}, "
-                                f"expected a tensor of shape {tuple(expected.shape)} (the same "
-                                f"as the input: padding=1, stride 1).")
-            if not torch.allclose(got, expected, rtol=1e-4, atol=1e-5):
-                fresh = copy.deepcopy(reference).train(mode == "training")
-                return Feedback(EXERCISE, False, f"{where} in {mode} mode: "
-                                f"{_diagnose(x, got, fresh)}.")
-        silenced = copy.deepcopy(block).train()
-        with torch.no_grad():
-            silenced.conv2.weight.zero_()
-            out = silenced(x.clone())
-        if not torch.equal(out, x):
-            return Feedback(EXERCISE, False, f"{where}: with conv2's weights at zero the block "
-                            f"should return x exactly, but it does not. Make sure nothing "
-                            f"(no ReLU, no BatchNorm) is applied after the addition.")
-    return Feedback(EXERCISE, True, "check_block finds no problem; with the same weights your "
-                    "block computes what resnet_edu's PreActBlock computes, in training and "
-                    "evaluation mode; and with conv2 at zero it is exactly the identity.")
+
+def _draw(case, generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(J_F, g)`` of a random stack: shapes ``(L, n, n)`` and ``(L, n)``."""
+    blocks, x = random_stack(case, generator)
+    n = x.numel()
+    jacobians, sums = [], []
+    with torch.no_grad():
+        for block in blocks:
+            branch = _branch(block)
+            jacobians.append(jacobian(branch, x).reshape(n, n))
+            sums.append((branch(x) + x).reshape(n))
+            x = block(x)                                 # the next block's input
+    return torch.stack(jacobians), torch.stack(sums)
+
+
+def _product(J_F: torch.Tensor, g: torch.Tensor, factor) -> torch.Tensor:
+    """``factor(J_l, mask_l, I)`` for every block, multiplied with the last block on the left."""
+    eye = torch.eye(g.shape[1], dtype=J_F.dtype)
+    total = eye
+    for J, s in zip(J_F, g):
+        total = factor(J, (s > 0).to(J_F.dtype), eye) @ total
+    return total
+
+
+def stack_reference(J_F: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``D_L (I + J_L) ... D_1 (I + J_1)``: each ReLU's mask scales the rows (the outputs)."""
+    return _product(J_F, g, lambda J, m, eye: m[:, None] * (eye + J))
+
+
+def _reversed(J_F, g):
+    if len(J_F) < 2:
+        raise ValueError("one block has no order")
+    eye = torch.eye(g.shape[1], dtype=J_F.dtype)
+    total = eye
+    for J, s in zip(J_F, g):
+        total = total @ ((s > 0).to(J_F.dtype)[:, None] * (eye + J))
+    return total
+
+
+def _read(got, expected: torch.Tensor, case) -> torch.Tensor:
+    if not isinstance(got, torch.Tensor):
+        raise WrongForm(f"return a torch.Tensor, got {type(got).__name__}.")
+    if tuple(got.shape) != tuple(expected.shape):
+        raise WrongForm(f"return an n x n matrix, {tuple(expected.shape)} here; got "
+                        f"{tuple(got.shape)}.")
+    return got.detach().to(expected.dtype)
+
+
+STACK_JACOBIAN = FunctionCheck(
+    cases=_CASES, seed=4, make_inputs=_draw, reference=stack_reference, read=_read,
+    names=("J_F", "g"), in_place="Build new tensors instead.",
+    same=lambda got, expected: torch.allclose(got, expected, rtol=1e-4, atol=1e-6),
+    describe=lambda case, args: (f"For {case[0]} BasicBlock({case[1]}, {case[1]}) on an input "
+                                 f"of shape (1, {case[1]}, {case[2]}, {case[3]})"),
+    mistakes=(
+        Mistake(_reversed, "the factors are multiplied in the wrong order. The chain rule puts "
+                           "the block nearest the output on the left: D_L (I + J_L) ... "
+                           "D_1 (I + J_1)."),
+        Mistake(lambda J_F, g: _product(J_F, g, lambda J, m, eye: m[:, None] * J),
+                "the identity is missing: that is the Jacobian of a plain stack, which "
+                "multiplies the branches alone. The shortcut adds I to each branch's Jacobian."),
+        Mistake(lambda J_F, g: _product(J_F, g, lambda J, m, eye: eye + J),
+                "the ReLU after each addition is missing: (I + J_F) is the Jacobian of the sum "
+                "g. The ReLU multiplies it by D = diag(g > 0)."),
+        Mistake(lambda J_F, g: _product(J_F, g, lambda J, m, eye: (eye + J) * m[None, :]),
+                "the mask scales the columns. The ReLU acts on the block's outputs, so D = "
+                "diag(g > 0) multiplies from the left and scales the rows: D (I + J_F)."),
+        Mistake(lambda J_F, g: _product(J_F, g, lambda J, m, eye: eye + m[:, None] * J),
+                "the identity escapes the mask. Where g <= 0 the ReLU passes no gradient at "
+                "all, not even along the shortcut: D multiplies I + J_F as a whole."),
+        Mistake(lambda J_F, g: _product(J_F, g, lambda J, m, eye: m[:, None] * eye + J),
+                "only the identity is masked. The ReLU comes after the addition, so its mask "
+                "applies to the branch's part too: D (I + J_F)."),
+        Mistake(lambda J_F, g: _product(J_F, g, lambda J, m, eye: (1 - m)[:, None] * (eye + J)),
+                "the mask is inverted: a ReLU passes the gradient where its input is positive, "
+                "D = diag(g > 0)."),
+        Mistake(lambda J_F, g: _product(J_F, g, lambda J, m, eye: m[:, None] * (eye + J.T)),
+                "J_F is transposed. Row i of a Jacobian holds the derivatives of output entry "
+                "i, and J_F is given in that layout already."),
+    ),
+    differs=lambda got, expected, args: (
+        "the matrix differs from the Jacobian of the stack, D_L (I + J_L) ... D_1 (I + J_1) "
+        f"with D_l = diag(g_l > 0) (largest difference "
+        f"{(got - expected).abs().max().item():.3g})."),
+    success="your product D_L (I + J_L) ... D_1 (I + J_1) is the Jacobian of the whole stack "
+            "for all 4 random stacks of 1 to 3 blocks.")
+
+
+@register(EXERCISE, names=["stack_jacobian"], title="The Jacobian of a stack of blocks",
+          observe=True, rules=Rules(
+              forbidden=("torch.autograd", "torch.func"),
+              forbidden_imports=("torch.autograd", "torch.func", "functorch"),
+              why="Build the Jacobian from J_F and g with tensor operations; do not ask "
+                  "autograd for it."))
+def _check_stack_jacobian(stack_jacobian):
+    return run_function_check(STACK_JACOBIAN, stack_jacobian)
