@@ -260,15 +260,16 @@ def check_page(driver, url: str, notebook: Path | None = None,
             width = driver.execute_script("return window.innerWidth")
             problems.append(f"the version stamp overflows its box at {width} px: {stamp}")
 
-    problems += sq.weight_problems(driver)
-    problems += sq.accessibility_problems(driver)
-    if fonts is not None:
-        problems += sq.icon_problems(driver, fonts)
-
     severe = [entry["message"] for entry in driver.get_log("browser")
               if entry["level"] == "SEVERE"]
     if severe:
         problems.append(f"JavaScript console errors: {severe}")
+    # after the console check: axe-core's own requests (it fetches stylesheets, resolving
+    # an @import against the page) are not the page's
+    problems += sq.weight_problems(driver)
+    problems += sq.accessibility_problems(driver)
+    if fonts is not None:
+        problems += sq.icon_problems(driver, fonts)
     return problems
 
 
