@@ -2,6 +2,7 @@
 timings belong to the benchmarks, not to the tests)."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -55,3 +56,18 @@ def test_sandbox_cost_times_confined_and_unconfined_processes():
     assert done.returncode == 0, done.stderr
     for line in ("confined    median", "unconfined  median", "added       median"):
         assert line in done.stdout, done.stdout
+
+
+def test_digits_depth_trains_one_depth_and_writes_its_record(tmp_path):
+    out = tmp_path / "depth.json"
+    done = _run("benchmarks/digits_depth.py", "--depths", "8", "--seeds", "0", "--epochs", "1",
+                "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    record, = json.loads(out.read_text())["runs"]
+    assert (record["depth"], record["seed"], record["num_epochs"]) == (8, 0, 1)
+    assert 0 <= record["test_acc"] <= 1 and "ResNet-8   seed 0" in done.stdout
+
+
+def test_digits_depth_rejects_a_depth_that_is_not_6n_plus_2():
+    done = _run("benchmarks/digits_depth.py", "--depths", "9")
+    assert done.returncode == 2 and done.stderr.startswith("error: --depths must be 6n+2")
