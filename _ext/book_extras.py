@@ -60,8 +60,8 @@ KEEP_BLOCKING = ("documentation_options.js",)
 def defer_scripts(app, pagename, templatename, context, doctree):
     """Give every external, not yet async or deferred script of a page `defer` (in place)."""
     scripts = context.get("script_files")
-    if not isinstance(scripts, list):
-        return
+    if not isinstance(scripts, list) or pagename == "search":
+        return   # the search page's template loads searchtools.js itself, undeferred
     from sphinx.builders.html._assets import _JavaScript
 
     for index, asset in enumerate(scripts):

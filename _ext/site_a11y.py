@@ -85,7 +85,7 @@ def generated_page_tags(app, pagename, templatename, context, doctree):
         return
     site = app.config.ogp_site_url or app.config.html_baseurl or ""
     name = app.config.ogp_site_name or app.config.html_title or app.config.project
-    title = f"{GENERATED_TITLES.get(pagename, pagename)} - {name}"
+    title = f"{GENERATED_TITLES.get(pagename, pagename)} \u2014 {name}"
     tags = {"og:title": title, "og:type": "website", "og:site_name": name,
             "og:description": descriptions[pagename],
             "og:url": urljoin(site, app.builder.get_target_uri(pagename))}

@@ -226,7 +226,7 @@ def built_pages(html_dir: Path) -> list[str]:
         rel = path.relative_to(html_dir)
         if rel.parts[0].startswith("_"):
             continue
-        if 'http-equiv="refresh"' not in path.read_text(encoding="utf-8")[:3000]:
+        if not re.search(r'http-equiv="refresh"', path.read_text(encoding="utf-8")[:3000], re.I):
             pages.append(rel.as_posix())
     return pages
 
