@@ -119,7 +119,16 @@ axe.run(document, {runOnly: only, resultTypes: ['violations'],
 # so not run by the tags above unless named.
 AXE_EXTRA_RULES = ["label-content-name-mismatch"]
 
+# Switch the colour mode with CSS transitions off: axe-core must not read a colour halfway
+# between the light and the dark theme (the theme animates background colours).
 _SET_MODE_JS = """
+let still = document.getElementById('audit-no-transitions');
+if (!still) {
+  still = document.createElement('style');
+  still.id = 'audit-no-transitions';
+  still.textContent = '*, *::before, *::after {transition: none !important; animation: none !important}';
+  document.head.appendChild(still);
+}
 document.documentElement.dataset.theme = arguments[0];
 document.documentElement.dataset.mode = arguments[0];
 """
