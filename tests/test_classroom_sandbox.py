@@ -19,6 +19,7 @@ import copy
 import csv
 import hashlib
 import os
+import re
 import secrets
 import signal
 import socket
@@ -47,6 +48,7 @@ MASTERS = load_masters(BOOK)
 EX = {e.id: e for m in MASTERS.values() for e in m.exercises}
 CH01, CH05 = "01_convolution.ipynb", "05_original_post_debugged.ipynb"
 TOKEN = secrets.token_hex(8)
+CANARY = f"RESNET_EDU_TEACHER_TOKEN_{TOKEN}"     # an environment variable of the grader's
 HONEST_CONV = """\
 import torch
 import torch.nn.functional as F
@@ -219,6 +221,13 @@ def attacks(w: World, grader: int, server: int) -> dict:
         "memory-8gb": ("call", "torch.ones(2 * 1024 ** 3)"),
         "file-2gb": ("default", "with open('big', 'wb') as f:\n    for _ in range(2048):\n"
                                 "        f.write(bytes(2 ** 20))"),
+        # what multiprocessing leaves open leads to unconfined processes (its resource
+        # tracker, the fork server): only the pipe to the grader may be left
+        "inherited-descriptors": ("default", "fds = []\nfor fd in range(3, 1024):\n"
+                                             "    try:\n        os.fstat(fd)\n"
+                                             "        fds.append(fd)\n    except OSError:\n"
+                                             "        pass\nraise ValueError(f'open {fds}')"),
+        "environment": ("default", "raise ValueError('environ ' + ' '.join(sorted(os.environ)))"),
     }
     cases = {case: (CH01, "ch01-conv2d-by-hand", conv_answer(form, body),
                     "failed" if form == "call" else "error")
@@ -246,6 +255,7 @@ def zoo(tmp_path_factory):
     w = World(tmp)
     received = []
     old_handler = signal.signal(signal.SIGUSR1, lambda *a: received.append(a[0]))
+    os.environ[CANARY] = "secret"
     from resnet_edu.classroom.session import start_server
 
     start_server()
@@ -273,6 +283,7 @@ def zoo(tmp_path_factory):
                    received=got, signals=list(received), server=server, world=w)
     finally:
         os.chdir(cwd)
+        os.environ.pop(CANARY, None)
         signal.signal(signal.SIGUSR1, old_handler)
         w.close()
 
@@ -286,11 +297,20 @@ def test_every_attack_fails_and_its_row_says_why(zoo):
     assert wrong == {}
     for case, (_, exercise, _, status) in zoo["cases"].items():
         feedback = zoo["rows"][(case, exercise)]["feedback"]
-        if status in ("error", "failed") and case not in ("memory-8gb", "file-2gb"):
+        if status in ("error", "failed") and case not in ("memory-8gb", "file-2gb",
+                                                          "inherited-descriptors", "environment"):
             assert "sandbox" in feedback or "Permission denied" in feedback or \
                 "Operation not permitted" in feedback, (case, feedback)
     assert "memory" in zoo["rows"][("memory-8gb", "ch01-conv2d-by-hand")]["feedback"]
     assert "size of a file" in zoo["rows"][("file-2gb", "ch01-conv2d-by-hand")]["feedback"]
+    fds = zoo["rows"][("inherited-descriptors", "ch01-conv2d-by-hand")]["feedback"]
+    assert re.search(r"open \[\d+\]", fds), fds                  # one: the pipe
+    env = zoo["rows"][("environment", "ch01-conv2d-by-hand")]["feedback"]
+    names = set(env.split("environ ")[1].split(" (")[0].split())
+    assert names <= {"HOME", "TMPDIR", "PATH", "LANG", "PYTHONPATH", "VIRTUAL_ENV",
+                     "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"} | \
+        {n for n in names if n.startswith("LC_")}, env
+    assert CANARY not in env
 
 
 def test_the_outside_world_is_unchanged(zoo):
@@ -417,11 +437,14 @@ def test_the_run_time_watch_sees_the_library_blocks_and_restores_them():
 
 
 # ----------------------------------------------------------------------------- the BPF filter
-def run_filter(code: bytes, arch: int, nr: int, arg0: int = 0) -> int:
+def run_filter(code: bytes, arch: int, nr: int, arg0: int = 0, arg1: int = 0,
+               arg2: int = 0) -> int:
     """A small classic-BPF interpreter for the instructions the filter uses."""
     import struct
 
-    data = {0: nr, 4: arch, 16: arg0 & 0xFFFFFFFF}
+    data = {0: nr, 4: arch}
+    for i, value in enumerate((arg0, arg1, arg2)):
+        data[16 + 8 * i], data[20 + 8 * i] = value & 0xFFFFFFFF, (value >> 32) & 0xFFFFFFFF
     ops = [struct.unpack("=HBBI", code[i:i + 8]) for i in range(0, len(code), 8)]
     pc, acc = 0, 0
     while True:
@@ -445,8 +468,8 @@ def test_the_seccomp_program_decides_as_documented(arch):
     allow, eperm, enosys = 0x7FFF0000, 0x00050001, 0x00050026
     assert run_filter(code, 0x40000003, 1) == 0x80000000          # another ABI: killed
     for name in seccomp.DENIED:
-        if numbers[name] is not None:
-            assert run_filter(code, audit, numbers[name]) == eperm, name
+        if numbers[name] is not None:     # (prlimit64 with 1 as its pid: setting limits)
+            assert run_filter(code, audit, numbers[name], 1) == eperm, name
     assert run_filter(code, audit, numbers["clone3"]) == enosys
     assert run_filter(code, audit, numbers["clone"], 0x00010000 | 0x100) == allow   # a thread
     assert run_filter(code, audit, numbers["clone"], 0x11) == eperm          # a process
@@ -457,3 +480,26 @@ def test_the_seccomp_program_decides_as_documented(arch):
     for name in ("landlock_add_rule", "landlock_restrict_self"):     # everything else runs
         assert run_filter(code, audit, numbers[name]) == allow
     assert run_filter(code, audit, 0) == allow and run_filter(code, audit, 63) == allow
+
+
+def test_seccomp_arguments_that_reach_other_processes(arch="x86_64"):
+    """The red team's routes: the kernel signalling for the answer (F_SETOWN, F_SETSIG,
+    FIOSETOWN), another process's priority, limits set rather than read."""
+    from resnet_edu.classroom import seccomp, syscalls
+
+    numbers, audit = syscalls.table(arch), syscalls.AUDIT_ARCH[arch]
+    code = seccomp.program(4242, arch)
+    allow, eperm = 0x7FFF0000, 0x00050001
+
+    def run(name, **args):
+        return run_filter(code, audit, numbers[name], **args)
+
+    for cmd in (8, 15, 10, 0x402):                       # F_SETOWN(_EX), F_SETSIG, F_NOTIFY
+        assert run("fcntl", arg1=cmd) == eperm
+    assert run("fcntl", arg1=1) == allow and run("fcntl", arg1=4) == allow   # F_GETFD, F_SETFL
+    assert run("ioctl", arg1=0x8901) == eperm and run("ioctl", arg1=0x5401) == allow
+    assert run("sched_setaffinity", arg0=0) == allow and run("sched_setaffinity", arg0=1) == eperm
+    assert run("setpriority", arg1=4242) == allow and run("setpriority", arg1=1) == eperm
+    assert run("prlimit64", arg0=0, arg2=0) == allow                 # getrlimit()
+    assert run("prlimit64", arg0=0, arg2=0x7FFF_0000_1000) == eperm  # setrlimit()
+    assert run("prlimit64", arg0=1, arg2=0) == eperm                 # another process

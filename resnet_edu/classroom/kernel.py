@@ -222,18 +222,26 @@ HANDLERS = {"load": _load, "call": _call, "vjp": _vjp, "check": _check, "build":
             "run": _run}
 
 
-def _enter(cwd: str, confinement) -> str:
-    """Its own session, its own folder, no terminal output, then the sandbox (before any
-    other thread exists and before any request). Returns why confinement failed, or ""."""
+def _enter(cwd: str, confinement, keep_fd: int) -> str:
+    """Its own session, its own folder, no terminal output, no descriptor but its pipe
+    (``keep_fd``; what multiprocessing left open leads to unconfined processes), a minimal
+    environment, then the sandbox (before any other thread exists and before any
+    request). Returns why confinement failed, or ""."""
     import tempfile
 
-    from .sandbox import SandboxError, confine
+    from .sandbox import SandboxError, confine, minimal_environment
 
     os.setsid()                     # a session of its own: killpg reaches all it starts
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
+    os.closerange(3, keep_fd)
+    os.closerange(keep_fd + 1, 1 << 16)
     os.chdir(cwd)
+    if confinement.enabled:
+        kept = minimal_environment(os.environ)
+        os.environ.clear()
+        os.environ.update(kept, HOME=cwd)
     os.environ["TMPDIR"] = tempfile.tempdir = cwd
     if not confinement.enabled:
         return ""
@@ -250,7 +258,7 @@ def serve(conn, cwd: str, threads: int, confinement) -> None:
     runs any code: each is answered with the reason."""
     import torch
 
-    refused = _enter(cwd, confinement)
+    refused = _enter(cwd, confinement, conn.fileno())
     torch.set_num_threads(max(1, threads))
     spaces = {}     # one namespace per exercise: one answer cannot lend another a helper
     while True:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from typing import Dict, FrozenSet, Iterator, List, Tuple
 
 from . import reach
@@ -32,7 +33,11 @@ DENIED_IMPORTS = ("resnet_edu.exercises", "resnet_edu.classroom", "resnet_edu.cl
                   "numpy.ctypeslib", "torch.load", "torch.jit", "numpy.load", "torch.overrides",
                   "torch.fx", "torch.compile", "torch.export", "torch.utils.hooks",
                   "torch.nn.modules.module.register_module", "torch.autograd.graph",
-                  "torch.save", "torch.set_default", "numpy.save")
+                  "torch.save", "torch.set_default", "numpy.save",
+                  # functions that evaluate strings, load pickles or run programs
+                  "typing.get_type_hints", "typing.ForwardRef", "functools.singledispatch",
+                  "numpy.lib.format", "numpy.f2py", "numpy.fromfile", "numpy.memmap",
+                  "torch.from_file", "torch.utils.collect_env", "dataclasses.make_dataclass")
 # frames and code objects: the ways from a running function to its caller's globals
 DENIED_ATTRS = {"gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code", "f_back",
                 "f_globals", "f_locals", "f_builtins", "f_code", "tb_frame", "tb_next",
@@ -164,7 +169,7 @@ def policy_problems(code: str) -> List[str]:
                 _under(name, DENIED_IMPORTS):
             problems.append(f"line {line}: `import {name}` is not allowed in an answer "
                             "(use torch, math, numpy and the chapter's own modules)")
-    problems += _library_problems(tree)
+    problems += _library_problems(tree) + _hidden_code_problems(tree)
     for dotted, line in _chains(tree):
         problems += [f"line {line}: {p}" for p in reach.reach_problems(
             dotted, ALLOWED_IMPORTS, DENIED_IMPORTS, _denied_objects())]
@@ -236,6 +241,34 @@ def _reach_rule_problems(tree: ast.Module, rules, why: str) -> List[str]:
         for name in reach.forbidden_hits(dotted, ALLOWED_IMPORTS, hit):
             problems.append(f"line {line}: `{dotted}` is `{name}`, which your answer may not "
                             f"use.{why}")
+    return problems
+
+
+def _hidden_code_problems(tree: ast.Module) -> List[str]:
+    """Strings that Python may run or resolve: annotations written as strings (evaluated
+    by ``typing.get_type_hints`` and friends) and ``str.format`` fields that reach
+    attributes (``"{0.__class__}".format(x)``)."""
+    problems = []
+    for node in ast.walk(tree):
+        annotations = []
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            annotations.append(node.annotation)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns:
+            annotations.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            annotations.append(node.annotation)
+        if any(isinstance(n, ast.Constant) and isinstance(n.value, str)
+               for a in annotations for n in ast.walk(a)):
+            problems.append(f"line {node.lineno}: annotations written as strings are not "
+                            "allowed in an answer (write the type itself, or none)")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr in ("format", "format_map"):
+            template = node.func.value
+            plain = isinstance(template, ast.Constant) and isinstance(template.value, str) \
+                and not re.search(r"\{[^}:!]*[.\[]", template.value)
+            if node.func.attr == "format_map" or not plain:
+                problems.append(f"line {node.lineno}: use an f-string instead of "
+                                f"`.{node.func.attr}(...)` in an answer")
     return problems
 
 

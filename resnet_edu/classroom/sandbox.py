@@ -2,13 +2,16 @@
 machine.
 
 :func:`confine` runs first thing in every answering process (``kernel.serve``), in its one
-thread, before any request and so before any student code. Every layer is applied by the
-process to itself, is inherited by every thread and child it could start, and cannot be
-undone from inside (``no_new_privs``; Landlock and seccomp only ever add restrictions):
+thread, before any request and so before any student code. Before it, the process closes
+every descriptor but its pipe to the grader (multiprocessing leaves pipes open that lead to
+unconfined processes) and keeps a minimal environment (no tokens or proxies of the
+teacher's). Every layer is applied by the process to itself, is inherited by every thread
+it starts, and cannot be undone from inside (``no_new_privs``; Landlock and seccomp only
+ever add restrictions):
 
 1. **Resource limits** (``setrlimit``): address space (a huge tensor fails with an
    allocation error), CPU seconds, the size of any file written, open files, no core
-   dumps. Limits can only be lowered from inside: layer 4 forbids raising them even to
+   dumps. Limits can only be lowered from inside: layer 4 forbids changing them even to
    root.
 2. **Capabilities dropped** (when the grader runs as root, as CI does): root's overrides
    of file permissions and of resource limits are gone; the bounding set is emptied.
@@ -17,34 +20,42 @@ undone from inside (``no_new_privs``; Landlock and seccomp only ever add restric
 
    - files: read, never write or execute, beneath the directories the code comes from
      (the interpreter's standard library, the ``site-packages`` folders, each top-level
-     package the answering process has imported, the system library folders), a few
-     device files and the process's own ``/proc`` entry; read and write beneath the
-     process's scratch folder only. Everything else, the home folder, the master, the
-     submissions, the grader's folder, ``--out`` and the rest of ``/tmp``, is neither
-     readable nor listable nor writable (ABI 1 covers reading, writing, creating and
-     removing; ABI 2 renaming and linking across folders; ABI 3 truncation; ABI 5 device
-     ioctls);
+     package the answering process has imported, the system library folders) and a few
+     device and CPU-description files; read and write beneath the process's scratch
+     folder only. Everything else, the home folder, the master, the submissions, the
+     grader's folder, ``--out``, ``/proc`` and the rest of ``/tmp``, is neither readable
+     nor listable nor writable (ABI 1 covers reading, writing, creating and removing;
+     ABI 2 renaming and linking across folders; ABI 3 truncation; ABI 5 device ioctls);
    - network (ABI 4): no TCP bind or connect;
    - scopes (ABI 6): no signal to a process outside the sandbox, no connection to an
      abstract Unix socket outside it. Landlock also refuses ``ptrace`` of any process
      outside the sandbox.
 
-4. **seccomp** (a small BPF filter, for what Landlock does not cover): no new socket of
-   any family (so no UDP, no Unix socket, no way to ask the fork server for an
-   unconfined sibling: the only socket is the pipe the process was handed), no new
+4. **seccomp** (a small BPF filter, ``seccomp.py``, for what Landlock does not cover or
+   covers only from a later ABI): no new socket of any family, not even a socket pair (so
+   no UDP, no Unix socket, no datagram to a socket path, no way to ask the fork server for
+   an unconfined sibling: the only socket is the pipe the process was handed); no new
    process (``fork``, ``vfork``, ``clone`` without ``CLONE_THREAD``, ``execve``: threads
-   only, so a fork bomb fails at its first fork), no signal except to itself (also on a
-   kernel before Landlock ABI 6), no ``ptrace``, no changes to file metadata (``chmod``,
-   ``chown``, extended attributes, times, which Landlock does not control), no raising of
-   resource limits, no ``io_uring`` (it can open sockets behind seccomp's back), and
-   none of the administrator's calls (mounts, namespaces, modules, clocks, reboot, keys,
-   BPF, performance counters, handles that bypass paths).
+   only, so a fork bomb fails at its first fork); signals to itself only, and no way to
+   make the kernel signal another process for it (``F_SETOWN``, ``F_SETSIG`` and their
+   ``ioctl`` forms), so signals are confined on kernels before Landlock ABI 6 too; no
+   ``ptrace``; no scheduling or priority changes to other processes; no changes to file
+   metadata (``chmod``, ``chown``, extended attributes, times) and no ``truncate`` by
+   path, which Landlock does not control (or only from ABI 3); no watching of other
+   folders (``inotify``, ``fanotify``); no memory outside the address-space limit
+   (``memfd_create``); limits read, never set; no ``io_uring`` (it can open sockets behind
+   seccomp's back); none of the administrator's calls (mounts, namespaces, modules,
+   clocks, reboot, keys, BPF, performance counters, handles that bypass paths).
 
 Together: the answer computes on what the grader sends and answers on its pipe; it can
 read the code of Python, PyTorch and ``resnet_edu`` (all public), and nothing of the
-teacher's. Left open, on purpose: it can read world-readable system files beneath the
-library folders, and use the CPU and memory within its limits until the grader's
-per-exercise deadline kills it.
+teacher's. Left open, on purpose or for want of an unprivileged mechanism: reading
+world-readable files beneath the library folders; the metadata of paths outside
+(``stat``, ``readlink``: names and sizes, not contents); threads (bounded by the address
+space) and the CPU until the grader's per-exercise deadline kills the process; and disk in
+the scratch folder, each file at most ``Limits.file_bytes`` but not their number (a cgroup
+would bound both; it needs privileges a teacher's laptop does not give). The scratch
+folder is removed with the process.
 
 Where the mechanism is missing (not Linux, Landlock disabled or older than ABI 1, seccomp
 unavailable, an unknown CPU architecture), :func:`availability` says why; the grader then
@@ -153,22 +164,19 @@ _PREPARED: List[str] = []
 
 
 def prepare() -> None:
-    """Work out the readable folders once, in the fork server (``_preload``), so that each
-    answering process only adds its own ``/proc`` entry: confinement then costs each
-    process a few milliseconds."""
-    _PREPARED[:] = readable_roots(proc=False)
+    """Work out the readable folders once, in the fork server (``_preload``): confinement
+    then costs each answering process a few milliseconds."""
+    _PREPARED[:] = readable_roots()
 
 
-def readable_roots(proc: bool = True) -> List[str]:
+def readable_roots() -> List[str]:
     """The folders whose files the answering process may read: where its code comes from
-    (and, with ``proc``, its own ``/proc`` entry)."""
+    (not even its own ``/proc`` entry: it would show the machine's sockets and mounts)."""
     if _PREPARED:
-        return _PREPARED + ([f"/proc/{os.getpid()}"] if proc else [])
+        return list(_PREPARED)
     roots = {"/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/share/zoneinfo",
              "/etc/ld.so.cache", "/etc/localtime", "/sys/devices/system/cpu",
              "/dev/urandom", "/dev/random", "/dev/zero", "/proc/cpuinfo"}
-    if proc:
-        roots.add(f"/proc/{os.getpid()}")
     for scheme_vars in ({}, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}):
         paths = sysconfig.get_paths(vars=scheme_vars) if scheme_vars else sysconfig.get_paths()
         roots.update(paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib"))
@@ -275,6 +283,18 @@ def confine(scratch: str, limits: Limits) -> None:
     install_filter(os.getpid())
 
 
+_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV",
+                "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def minimal_environment(environ) -> dict:
+    """What an answering process keeps of the grader's environment: how to find Python
+    and its libraries, the locale and thread settings; no tokens, proxies or paths of the
+    teacher's (``LC_*`` kept too)."""
+    return {k: v for k, v in environ.items() if k in _ENVIRONMENT or k.startswith("LC_")}
+
+
 def describe_denial(exc: BaseException) -> str:
     """A sentence for an error that the sandbox caused, or "" for any other error."""
     errno = getattr(exc, "errno", None)
@@ -290,4 +310,5 @@ def describe_denial(exc: BaseException) -> str:
 
 
 __all__ = ["Confinement", "Limits", "NONE", "SandboxError", "availability", "confine",
-           "describe_denial", "landlock_abi", "prepare", "readable_roots"]
+           "describe_denial", "landlock_abi", "minimal_environment", "prepare",
+           "readable_roots"]

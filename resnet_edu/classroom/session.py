@@ -84,12 +84,26 @@ def context():
 
 
 def start_server() -> None:
-    """Start the fork server now (before the grader notes which children it already has)."""
+    """Start the fork server now (before the grader notes which children it already has),
+    with a minimal environment: the answering processes it forks inherit its memory, so
+    the grader's tokens and proxies must never be there."""
+    import os
+
     ctx = context()
     if ctx.get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
-        forkserver.ensure_running()
+        from .sandbox import minimal_environment
+
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(minimal_environment(saved), **{k: saved[k] for k in ("HOME",)
+                                                         if k in saved})
+        try:
+            forkserver.ensure_running()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 class Worker:

@@ -99,6 +99,20 @@ name_to_handle_at            303     264
 open_by_handle_at            304     265
 iopl                         172     -
 ioperm                       173     -
+socketpair                   53      199
+truncate                     76      45
+memfd_create                 319     279
+inotify_add_watch            254     27
+fanotify_init                300     262
+fanotify_mark                301     263
+fcntl                        72      25
+ioctl                        16      29
+setpriority                  141     140
+sched_setparam               142     118
+sched_setscheduler           144     119
+sched_setaffinity            203     122
+sched_setattr                314     274
+ioprio_set                   251     30
 """
 
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}

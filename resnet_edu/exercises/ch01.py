@@ -95,7 +95,8 @@ CONV2D_BY_HAND = FunctionCheck(
           observe=True, rules=Rules(
               forbidden=("torch.nn.functional.conv", "torch.conv", "torch.nn.Conv",
                          "torch.nn.modules.conv", "torch.nn.functional.unfold",
-                         "torch.nn.Unfold", "torch.nn.grad", "torch.nn.LazyConv"),
+                         "torch.nn.Unfold", "torch.nn.grad", "torch.nn.LazyConv",
+                         "torch.mkldnn_", "torch.cudnn_", "torch.miopen_"),
               why="Do not call `F.conv2d`, `nn.Conv2d` or another convolution of PyTorch: "
                   "compute the convolution yourself."))
 def _check_conv2d_by_hand(conv2d_by_hand):

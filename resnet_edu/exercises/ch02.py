@@ -190,7 +190,16 @@ BATCHNORM_BY_HAND = FunctionCheck(
           observe=True, rules=Rules(
               forbidden=("torch.nn.functional.batch_norm", "torch.batch_norm",
                          "torch.native_batch_norm", "torch.nn.BatchNorm", "torch.nn.LazyBatchNorm",
-                         "torch.nn.modules.batchnorm", "torch.nn.SyncBatchNorm"),
-              why="Do not call `F.batch_norm` or `nn.BatchNorm2d`."))
+                         "torch.nn.modules.batchnorm", "torch.nn.SyncBatchNorm",
+                         # the other normalisations compute batch norm on a reshaped input
+                         "torch.nn.functional.instance_norm", "torch.instance_norm",
+                         "torch.nn.functional.group_norm", "torch.group_norm",
+                         "torch.nn.functional.layer_norm", "torch.layer_norm",
+                         "torch.native_layer_norm", "torch.native_group_norm",
+                         "torch.cudnn_batch_norm", "torch.miopen_batch_norm",
+                         "torch.nn.InstanceNorm", "torch.nn.GroupNorm", "torch.nn.LayerNorm",
+                         "torch.nn.modules.normalization", "torch.nn.modules.instancenorm"),
+              why="Do not call `F.batch_norm`, `nn.BatchNorm2d` or another normalisation of "
+                  "PyTorch."))
 def _check_batchnorm_by_hand(batchnorm_by_hand):
     return run_function_check(BATCHNORM_BY_HAND, batchnorm_by_hand)
