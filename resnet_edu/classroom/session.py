@@ -37,28 +37,27 @@ def timeout_feedback(limit: float) -> str:
             "and make it faster, or look for a loop that never ends.")
 
 
+# why a signal ended the answering process, after "the process running your code ..."
+_SIGNALS = {
+    signal.SIGKILL: "was killed ({}): usually it ran out of memory (a tensor far too large?) "
+                    "or your code killed it",
+    signal.SIGXCPU: "was stopped ({}): it used up the CPU time the grader's sandbox allows",
+    signal.SIGXFSZ: "was stopped ({}): it wrote a file larger than the grader's sandbox allows",
+    signal.SIGSYS: "was stopped ({}): it made a system call the grader's sandbox does not allow",
+    signal.SIGSEGV: "crashed ({}, a segmentation fault)",
+}
+
+
 def explain_exit(code: Optional[int]) -> str:
     """Why the answering process ended, for a student."""
     if code is None:
         return "the process running your code stopped answering"
     if code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ \
-            else f"signal {-code}"
-        if -code == signal.SIGKILL:
-            return (f"the process running your code was killed ({name}): usually it ran "
-                    "out of memory (a tensor far too large?) or your code killed it")
-        if -code == signal.SIGXCPU:
-            return (f"the process running your code was stopped ({name}): it used up the "
-                    "CPU time the grader's sandbox allows")
-        if -code == signal.SIGXFSZ:
-            return (f"the process running your code was stopped ({name}): it wrote a file "
-                    "larger than the grader's sandbox allows")
-        if -code == signal.SIGSYS:
-            return (f"the process running your code was stopped ({name}): it made a system "
-                    "call the grader's sandbox does not allow")
-        if -code == signal.SIGSEGV:
-            return f"the process running your code crashed ({name}, a segmentation fault)"
-        return f"the process running your code was stopped by {name}"
+        known = -code in signal.Signals._value2member_map_
+        name = signal.Signals(-code).name if known else f"signal {-code}"
+        how = _SIGNALS.get(signal.Signals(-code), "was stopped by {}") if known \
+            else "was stopped by {}"
+        return "the process running your code " + how.format(name)
     return (f"your code ended the Python process that runs it (exit status {code}): "
             "`sys.exit`, `exit()`, `os._exit` or `raise SystemExit` stop the whole process; "
             "return a value or raise an exception instead")
