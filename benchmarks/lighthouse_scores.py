@@ -26,8 +26,20 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-import site_quality  # noqa: E402  (the test suite's gzip server and page list)
+
+
+def _site_quality():
+    """The test suite's gzip server and page list (tests/site_quality.py), loaded by path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("site_quality",
+                                                  ROOT / "tests" / "site_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+site_quality = _site_quality()
 
 LIGHTHOUSE = ROOT / "node_modules" / "lighthouse" / "cli" / "index.js"
 CHROMIUM = "/usr/bin/chromium"

@@ -46,6 +46,18 @@ def _prints_here(error: Optional[CommandError] = None) -> bool:
     return (error is not None and error.every_rank) or os.environ.get("LOCAL_RANK", "0") == "0"
 
 
+QUIET_RANK_WAIT = 30.0   # seconds a quiet rank waits for LOCAL_RANK 0 to report and exit
+
+
+def _let_rank_zero_report() -> None:
+    """A rank that does not print waits before it exits: torchrun stops every worker as
+    soon as one ends, so a quiet rank that ended first would cut off rank 0's report of the
+    same bad input. Rank 0 exits, torchrun ends this process; the wait is the bound."""
+    import time
+
+    time.sleep(QUIET_RANK_WAIT)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with its usage errors reported like every other error (one prefix, exit 2)."""
 
@@ -93,4 +105,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except CommandError as exc:
         if _prints_here(exc):
             print(f"error: {exc.message}", file=sys.stderr)
+        else:
+            _let_rank_zero_report()
         return exc.code
