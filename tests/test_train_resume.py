@@ -20,20 +20,13 @@ from resnet_edu.checkpoint import load_checkpoint
 from resnet_edu.cli import main
 from resnet_edu.train import loop
 
+from cli_errors import one_error  # tests/cli_errors.py
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def train(*argv) -> int:
     return main(["train", "--no-progress", *map(str, argv)])
-
-
-def one_error(err: str, *fragments: str) -> str:
-    assert "Traceback" not in err, err
-    errors = [line for line in err.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1 and errors[0].startswith("error: "), err
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
-    return errors[0]
 
 
 class _Stop(Exception):

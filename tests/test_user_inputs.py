@@ -22,6 +22,8 @@ from resnet_edu.checkpoint import save_checkpoint
 from resnet_edu.cli import main
 from resnet_edu.models import get_model
 
+from cli_errors import one_error  # tests/cli_errors.py
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -29,16 +31,6 @@ def tree(folder: Path) -> dict:
     """Every path under ``folder`` with its bytes (None for folders)."""
     return {p.relative_to(folder): (p.read_bytes() if p.is_file() else None)
             for p in sorted(folder.rglob("*"))}
-
-
-def one_error(err: str, *fragments: str) -> str:
-    """The one ``error:`` line of ``err`` (argparse may print its usage above it)."""
-    assert "Traceback" not in err, err
-    errors = [line for line in err.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1 and errors[0].startswith("error: "), err
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
-    return errors[0]
 
 
 @pytest.fixture
