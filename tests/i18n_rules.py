@@ -36,6 +36,7 @@ _URL = re.compile(r"https?://\S+")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 _BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*", re.S)
 _QUOTED = re.compile(r"\"[^\"]+\"|“[^”]+”")
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
 def _role_target(name: str, body: str) -> str:
@@ -83,7 +84,12 @@ def _term_pattern(english: str) -> re.Pattern:
 
 
 def glossary_problems(msgid: str, msgstr: str, terms: list[dict]) -> list[str]:
-    """Terms the English prose uses whose Korean rendering the translation lacks."""
+    """Terms the English prose uses whose Korean rendering the translation lacks.
+
+    A message whose source is already Korean (a quotation of the original post, which writes
+    Convolution, Gradient, weight in English) is kept verbatim and is not English prose."""
+    if msgstr == msgid and _HANGUL.search(msgid):
+        return []
     prose = _QUOTED.sub(" ", _without_markup(msgid))
     found = []
     for term in terms:
