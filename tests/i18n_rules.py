@@ -92,8 +92,13 @@ def glossary_problems(msgid: str, msgstr: str, terms: list[dict]) -> list[str]:
         return []
     prose = _QUOTED.sub(" ", _without_markup(msgid))
     found = []
-    for term in terms:
-        if _term_pattern(term["en"]).search(prose) and term["ko"] not in msgstr:
+    # longest terms first; a longer term's occurrence is not also one of the shorter terms
+    # inside it ("gradient descent" is 경사 하강법, not a use of "gradient")
+    for term in sorted(terms, key=lambda term: -len(term["en"])):
+        pattern = _term_pattern(term["en"])
+        used = pattern.search(prose)
+        prose = pattern.sub(" ", prose)
+        if used and term["ko"] not in msgstr:
             found.append(f"glossary: the English says {term['en']!r}; "
                          f"the Korean must use {term['ko']!r}")
     return found
