@@ -104,6 +104,21 @@ def glossary_problems(msgid: str, msgstr: str, terms: list[dict]) -> list[str]:
     return found
 
 
+_NUMBER_WORDS = dict(zip(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty".split(), range(21)))
+_NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "thousand": 1000,
+                      "half": 2, "third": 3, "thirds": 3, "quarter": 4, "fifth": 5,
+                      "double": 2, "twice": 2, "once": 1, "single": 1, "first": 1, "second": 2})
+
+
+def spelled_numbers(msgid: str) -> Counter:
+    """Numbers the English writes as words ("two", "a third"): the Korean may write them in
+    digits (두 개 or 2개, 1이 아닌), as Korean usually does."""
+    words = re.findall(r"[a-z]+", _without_markup(msgid).lower())
+    return Counter({str(_NUMBER_WORDS[w]): 99 for w in words if w in _NUMBER_WORDS})
+
+
 def problems(msgid: str, msgstr: str, terms: list[dict] | None = None) -> list[str]:
     """Every rule the translation `msgstr` of `msgid` breaks, one sentence each."""
     if not msgstr:
@@ -114,9 +129,12 @@ def problems(msgid: str, msgstr: str, terms: list[dict] | None = None) -> list[s
         got = korean[kind]
         if got != expected:
             missing, extra = expected - got, got - expected
+            if kind == "numbers":
+                extra -= spelled_numbers(msgid)
             parts = ([f"missing {sorted(missing)}"] if missing else []) + \
                     ([f"not in the English {sorted(extra)}"] if extra else [])
-            found.append(f"{kind}: " + "; ".join(parts))
+            if parts:
+                found.append(f"{kind}: " + "; ".join(parts))
     if terms:
         found += glossary_problems(msgid, msgstr, terms)
     return found
