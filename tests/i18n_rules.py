@@ -115,8 +115,12 @@ _NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "t
 def spelled_numbers(msgid: str) -> Counter:
     """Numbers the English writes as words ("two", "a third"): the Korean may write them in
     digits (두 개 or 2개, 1이 아닌), as Korean usually does."""
-    words = re.findall(r"[a-z]+", _without_markup(msgid).lower())
-    return Counter({str(_NUMBER_WORDS[w]): 99 for w in words if w in _NUMBER_WORDS})
+    prose = _without_markup(msgid)
+    words = re.findall(r"[a-z]+", prose.lower())
+    found = Counter({str(_NUMBER_WORDS[w]): 99 for w in words if w in _NUMBER_WORDS})
+    for roman in re.findall(r"\bPart (I{1,3}|IV)\b", prose):   # Part II -> 2부
+        found[str({"I": 1, "II": 2, "III": 3, "IV": 4}[roman])] = 99
+    return found
 
 
 def problems(msgid: str, msgstr: str, terms: list[dict] | None = None) -> list[str]:
