@@ -98,7 +98,7 @@ def glossary_problems(msgid: str, msgstr: str, terms: list[dict]) -> list[str]:
         pattern = _term_pattern(term["en"])
         used = pattern.search(prose)
         prose = pattern.sub(" ", prose)
-        if used and term["ko"] not in msgstr:
+        if used and not any(ko in msgstr for ko in [term["ko"], *term.get("or", [])]):
             found.append(f"glossary: the English says {term['en']!r}; "
                          f"the Korean must use {term['ko']!r}")
     return found
@@ -108,8 +108,12 @@ _NUMBER_WORDS = dict(zip(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
     "fifteen sixteen seventeen eighteen nineteen twenty".split(), range(21)))
 _NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "thousand": 1000,
-                      "half": 2, "third": 3, "thirds": 3, "quarter": 4, "fifth": 5,
-                      "double": 2, "twice": 2, "once": 1, "single": 1, "first": 1, "second": 2})
+                      "half": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4,
+                      "fifth": 5, "fifths": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9,
+                      "tenth": 10, "seventeenth": 17, "hundredth": 100, "thousandth": 1000,
+                      "zeros": 0, "zeroes": 0, "zeroed": 0, "zeroing": 0,
+                      "double": 2, "twice": 2, "once": 1, "single": 1, "first": 1, "second": 2,
+                      "a": 1, "an": 1})   # a quarter = 1/4, a minute = 1분, a percent = 1 %
 
 
 def spelled_numbers(msgid: str) -> Counter:
