@@ -1,17 +1,12 @@
 """Small Sphinx additions for this book (loaded through `sphinx.local_extensions` in _config.yml).
 
-1. MathJax without a CDN. When the PyPI package `sphinx-mathjax-offline` is installed (it
-   is in requirements.txt), MathJax 3 is copied into `_static/mathjax` and every page loads
-   it from there, so formulas typeset offline and the site depends on no third-party host.
-   Without the package the build still works and pages load MathJax from Sphinx's default CDN.
-
-2. No duplicated inline scripts. Sphinx 7 registers an inline `<script>` added after the
+1. No duplicated inline scripts. Sphinx 7 registers an inline `<script>` added after the
    builder started (sphinx-thebe and sphinx-togglebutton do this) twice, once under the file
    name `None` and once under `''` (fixed upstream in Sphinx 8, which jupyter-book 1 cannot
    use). The second copy of sphinx-thebe's `const THEBE_JS_URL = ...` is a JavaScript
    `SyntaxError` on every page. We drop the duplicates from each page as it is written.
 
-3. Scripts that do not block the first paint (issue 24). Sphinx and its extensions load
+2. Scripts that do not block the first paint (issue 24). Sphinx and its extensions load
    their scripts in <head> without `defer`, so a phone on a slow network paints nothing
    until a dozen scripts have arrived (Lighthouse: render-blocking resources). Every
    external script gets `defer` (they still run in the same order, before DOMContentLoaded)
@@ -25,13 +20,9 @@ Nothing here edits `sys.path`; jupyter-book puts `_ext` there for this extension
 """
 from __future__ import annotations
 
-import importlib.util
-
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
-
-OFFLINE_MATHJAX = "sphinx-mathjax-offline"
 
 
 def _script_key(asset) -> tuple:
@@ -75,10 +66,6 @@ def defer_scripts(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
-    if importlib.util.find_spec(OFFLINE_MATHJAX) is not None:
-        app.setup_extension(OFFLINE_MATHJAX)
-    else:
-        logger.info(f"{OFFLINE_MATHJAX} is not installed: pages load MathJax from its CDN")
     app.connect("html-page-context", drop_duplicate_scripts, priority=900)
     app.connect("html-page-context", defer_scripts, priority=910)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -67,27 +67,33 @@ def wait(predicate, timeout=30.0, interval=0.1):
         time.sleep(interval)
 
 
-# (used by tests/test_book.py check_page: images, MathJax, the version stamp)
+# (used by tests/test_book.py check_page: images, math, the version stamp)
 IMAGES_JS = """
 const imgs = Array.from(document.images);
 imgs.forEach(img => { img.loading = 'eager'; });
 return imgs.map(img => [img.currentSrc || img.src, img.complete, img.naturalWidth]);
 """
 
-MATHJAX_JS = """
+# Math is rendered when the book is built (_ext/math_katex.py): every formula must already
+# hold KaTeX's output, and KaTeX's own fonts must have loaded for it (else it shows in a
+# fallback font, misaligned).
+MATH_FONTS_JS = """
 const done = arguments[arguments.length - 1];
-if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) {
-  done('MathJax is not loaded'); return;
-}
-MathJax.startup.promise.then(() => done('ok'), err => done('MathJax failed: ' + err));
+document.fonts.ready.then(() => done({
+  main: document.fonts.check('16px KaTeX_Main'),
+  math: document.fonts.check('italic 16px KaTeX_Math'),
+  loaded: Array.from(document.fonts).filter(f => f.status === 'loaded' && f.family.includes('KaTeX'))
+    .map(f => f.family),
+}));
 """
 
 MATH_STATE_JS = """
 const math = Array.from(document.querySelectorAll('.math'));
 return {
   total: math.length,
-  untypeset: math.filter(el => !el.querySelector('mjx-container')).map(el => el.textContent.slice(0, 80)),
-  errors: Array.from(document.querySelectorAll('mjx-merror')).map(el => el.getAttribute('data-mjx-error') || el.textContent),
+  untypeset: math.filter(el => !el.querySelector('.katex .katex-html')).map(el => el.textContent.slice(0, 80)),
+  errors: Array.from(document.querySelectorAll('.katex-error'))
+    .map(el => el.getAttribute('title') || el.textContent),
 };
 """
 

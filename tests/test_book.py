@@ -26,11 +26,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from resnet_edu.conventions import (directives, kernel_environment, load_config, repository,
-                                    resolve_toc_entry, toc_entries)
-from resnet_edu.tools.nbval_times import build_command as _build_command
-
 import site_quality as sq
+from resnet_edu.conventions import (
+    directives,
+    kernel_environment,
+    load_config,
+    repository,
+    resolve_toc_entry,
+    toc_entries,
+)
+from resnet_edu.tools.nbval_times import build_command as _build_command
 from site_quality import wait as _wait
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,12 +105,22 @@ def test_every_toc_entry_is_a_built_page(built_book):
 
 
 @pytest.mark.build
-def test_mathjax_is_served_by_the_book_itself(built_book):
-    """MathJax comes from the build's _static folder, so math typesets offline."""
-    assert (built_book.html / "_static" / "mathjax" / "tex-chtml.js").is_file()
-    intro = (built_book.html / "book" / "intro.html").read_text(encoding="utf-8")
-    scripts = re.findall(r'<script[^>]+src="([^"]*mathjax[^"]*)"', intro, flags=re.I)
-    assert scripts and all(not s.startswith(("http:", "https:", "//")) for s in scripts), scripts
+def test_math_is_rendered_at_build_time(built_book):
+    """Every formula of every page is KaTeX's HTML already (Node.js renders it while the book
+    is built, _ext/math_katex.py); no page loads a math script; the vendored stylesheet is
+    the version of the KaTeX that rendered it."""
+    from sphinxcontrib.katex import katex_version
+
+    unrendered, scripts = {}, set()
+    for html, _ in toc_pages():
+        text = (built_book.html / html).read_text(encoding="utf-8")
+        math = re.findall(r'<(?:span|div) class="math[^"]*"[^>]*>(.{0,200})', text, flags=re.S)
+        unrendered[html] = [m[:60] for m in math if 'class="katex' not in m]
+        scripts |= set(re.findall(r'<script[^>]+src="[^"]*(?:katex|mathjax)[^"]*"', text, flags=re.I))
+    assert sum(len(v) for v in unrendered.values()) == 0, {k: v for k, v in unrendered.items() if v}
+    assert not scripts, scripts
+    css = (built_book.html / "_static" / "katex" / "katex.min.css").read_text(encoding="utf-8")
+    assert f'katex-version:after{{content:"{katex_version}"}}' in css
 
 
 def documented_modules() -> list[str]:
@@ -228,17 +243,16 @@ def check_page(driver, url: str, notebook: Path | None = None,
     if broken:
         problems.append(f"broken images: {broken}")
 
-    # math: wait for MathJax, then every formula must hold typeset output and no error
+    # math: rendered at build time; every formula holds KaTeX's output, in KaTeX's fonts
     math = driver.execute_script(sq.MATH_STATE_JS)
     if math["total"]:
-        status = driver.execute_async_script(sq.MATHJAX_JS)
-        if status != "ok":
-            problems.append(status)
-        math = driver.execute_script(sq.MATH_STATE_JS)
+        katex_fonts = driver.execute_async_script(sq.MATH_FONTS_JS)
+        if not katex_fonts["loaded"]:
+            problems.append(f"the KaTeX fonts did not load: {katex_fonts}")
         if math["untypeset"]:
             problems.append(f"formulas not typeset: {math['untypeset']}")
         if math["errors"]:
-            problems.append(f"MathJax errors: {math['errors']}")
+            problems.append(f"KaTeX errors: {math['errors']}")
 
     # the Colab launch button of a chapter opens exactly that notebook on the book's branch
     links = [a.get_attribute("href") for a in
@@ -363,8 +377,8 @@ def test_every_figure_has_alt_text(built_book):
         for tag in re.findall(r"<img\b[^>]*>", text):
             alt = re.search(r'\balt="([^"]*)"', tag)
             figure = "_images/" in tag
-            if not alt or figure and (len(alt.group(1).split()) < 2 or
-                                      re.search(r"\.(png|svg|jpe?g|gif)$", alt.group(1))):
+            if not alt or (figure and (len(alt.group(1).split()) < 2 or
+                                      re.search(r"\.(png|svg|jpe?g|gif)$", alt.group(1)))):
                 bad.setdefault(page, []).append(tag[:120])
     assert not bad, bad
 
