@@ -16,6 +16,11 @@ upstream issue each one stands for).
 4. Pages that Sphinx generates without a document (search, general index, module index)
    get the description and social tags that sphinxext-opengraph gives every other page,
    from `site_generated_page_descriptions` in _config.yml.
+5. Descriptions in words, not LaTeX: sphinxext-opengraph takes a page's description from
+   its first paragraph's text, where a formula is its LaTeX source (`y =
+   \\operatorname{relu}(F(x) + x)`). Just before it reads the doctree (the page's HTML is
+   written by then), every formula node becomes its Unicode text (pylatexenc: `y = relu(F(x)
+   + x)`, `3×3`).
 """
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ import html
 import types
 from pathlib import Path
 from urllib.parse import urljoin
+
+from docutils import nodes
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 GENERATED_TITLES = {"search": "Search", "genindex": "Index", "py-modindex": "Python module index"}
@@ -98,8 +105,20 @@ def generated_page_tags(app, pagename, templatename, context, doctree):
     context["metatags"] = context.get("metatags", "") + "\n".join(lines) + "\n"
 
 
+def math_as_text(app, pagename, templatename, context, doctree):
+    """Each formula of the page's doctree as plain Unicode text (for the description)."""
+    if doctree is None:
+        return
+    from pylatexenc.latex2text import LatexNodes2Text
+
+    converter = LatexNodes2Text()
+    for node in list(doctree.findall(nodes.math)):
+        node.replace_self(nodes.Text(converter.latex_to_text(node.astext())))
+
+
 def setup(app):
     app.add_config_value("site_generated_page_descriptions", {}, "html", types=[dict])
+    app.connect("html-page-context", math_as_text, priority=400)   # before sphinxext-opengraph
     app.connect("config-inited", add_templates)
     override_hide_cell_input(app)
     app.connect("builder-inited", setup_translators, priority=900)

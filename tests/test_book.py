@@ -364,6 +364,8 @@ def test_every_page_has_its_own_description_and_social_metadata(built_book):
         assert not shared, f"pages sharing one {key}: {shared}"
     for page, meta in metas.items():
         assert 50 <= len(meta["description"]) <= 300, (page, meta["description"])
+        # formulas as text (y = relu(F(x) + x)), not LaTeX source (_ext/site_a11y.py)
+        assert not re.search(r"\\[A-Za-z]+|\$", meta["description"]), (page, meta["description"])
         assert meta["og:image"].startswith("https://"), (page, meta["og:image"])
 
 
