@@ -48,7 +48,8 @@ def add_alt_text(app, doctree):
     import nbformat
 
     cell_ids = [cell.get("id") for cell in nbformat.read(source, as_version=4).cells]
-    texts = load_alt_texts().get(source.stem, {})
+    alt_file = Path(app.srcdir, app.config.figure_alt_file)   # the edition's (issue 23)
+    texts = load_alt_texts(alt_file).get(source.stem, {})
     used = set()
     for image in doctree.findall(nodes.image):
         cell = _cell_container(image)
@@ -60,13 +61,15 @@ def add_alt_text(app, doctree):
             used.add(cell_id)
         else:
             logger.warning(f"the figure of cell {cell_id} has no alt text: add "
-                           f"'{source.stem}: {cell_id}: <what it shows>' to book/figure_alt.yml",
+                           f"'{source.stem}: {cell_id}: <what it shows>' to {app.config.figure_alt_file}",
                            location=image, type="book", subtype="figure_alt")
     for cell_id in sorted(set(texts) - used):
-        logger.warning(f"book/figure_alt.yml: cell {cell_id} of {source.name} draws no figure",
+        logger.warning(f"{app.config.figure_alt_file}: cell {cell_id} of {source.name} draws no figure",
                        location=(app.env.docname, None), type="book", subtype="figure_alt")
 
 
 def setup(app):
+    # The Korean edition reads locales/ko/figure_alt.yml (locales/ko/config.yml), same keys.
+    app.add_config_value("figure_alt_file", "book/figure_alt.yml", "env", types=[str])
     app.connect("doctree-read", add_alt_text)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
