@@ -1,7 +1,8 @@
 # Shortcuts for the book's routine commands (each is one line you can also type yourself).
 PYTHON ?= python
 
-.PHONY: help install book strict test notebooks setup-cells times numbers ci clean
+.PHONY: help install book strict test notebooks setup-cells times numbers ci clean \
+        ko site catalogues ko-notebooks
 
 help:          ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -14,6 +15,19 @@ book:          ## build the website into _build/html
 
 strict:        ## build the website with warnings as errors, as the tests do
 	jupyter-book build . -W -n --keep-going
+
+ko:            ## build the Korean edition into _build/html/ko (scripts/build_edition.py)
+	$(PYTHON) scripts/build_edition.py ko
+
+site:          ## build both editions: English into _build/html, Korean into _build/html/ko
+	jupyter-book build .
+	$(PYTHON) scripts/build_edition.py ko
+
+catalogues:    ## re-extract the English messages and merge them into locales/ko (PAGES=book/01_convolution for some)
+	$(PYTHON) scripts/catalogues.py $(PAGES)
+
+ko-notebooks:  ## regenerate the Korean notebooks in ko/book from the notebooks and the catalogues
+	$(PYTHON) scripts/ko_notebooks.py
 
 test:          ## run every test: unit tests, hygiene, strict build, browser, nbval
 	$(PYTHON) -m pytest
