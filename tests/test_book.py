@@ -17,30 +17,25 @@ import http.server
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import threading
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
+import site_builds
 import site_quality as sq
 from resnet_edu.conventions import (
     directives,
-    kernel_environment,
     load_config,
     repository,
     resolve_toc_entry,
     toc_entries,
 )
-from resnet_edu.tools.nbval_times import build_command as _build_command
 from site_quality import wait as _wait
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BUILD_TIMEOUT_S = 600
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = [
@@ -54,22 +49,11 @@ CHROMIUM_FLAGS = [
 # --------------------------------------------------------------------------------------
 # the build
 # --------------------------------------------------------------------------------------
-def build_command(out_dir: Path) -> list[str]:
-    """`jupyter-book build ROOT --path-output OUT -W -n --keep-going`, with this Python."""
-    return _build_command(ROOT, out_dir)
-
-
 @pytest.fixture(scope="session")
-def built_book(tmp_path_factory):
-    out_dir = tmp_path_factory.mktemp("book-build")
-    start = time.perf_counter()
-    proc = subprocess.run(build_command(out_dir), cwd=ROOT, env=kernel_environment(ROOT),
-                          capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
-    seconds = time.perf_counter() - start
-    log = proc.stdout + proc.stderr
-    print(f"\njupyter-book build: {seconds:.1f} s")
-    return SimpleNamespace(html=out_dir / "_build" / "html", returncode=proc.returncode,
-                           log=log, seconds=seconds)
+def built_book():
+    """`jupyter-book build . -W -n --keep-going` into a temporary folder, once per session
+    (tests/site_builds.py; tests/test_site_ko.py links the Korean pages to this build)."""
+    return site_builds.english_build()
 
 
 def toc_pages() -> list[tuple[str, Path]]:
