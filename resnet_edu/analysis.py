@@ -42,8 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["chapter_networks", "stacked_blocks", "is_residual", "path_length_counts", "path_gradient",
-           "path_gradient_norm", "lesioned", "deletable_blocks", "filter_normalised_direction", "interpolate_state", "loss_surface",
-           "branch_response_stds", "branch_to_shortcut_ratios"]
+           "path_gradient_norm", "lesioned", "deletable_blocks", "filter_normalised_direction",
+           "interpolate_state", "loss_surface", "branch_response_stds", "branch_to_shortcut_ratios"]
 
 STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
 

@@ -142,7 +142,7 @@ class ResidualBlock(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must define the property `last_bn`: "
                                   f"the BatchNorm whose gamma scales the residual branch")
 
-    def zero_init_residual_(self) -> "ResidualBlock":
+    def zero_init_residual_(self) -> ResidualBlock:
         """Zero the last BN's gamma: the branch outputs ``beta = 0`` and the block
         starts as its shortcut (``relu(shortcut(x))`` when a ReLU follows the addition)."""
         nn.init.zeros_(self.last_bn.weight)
@@ -288,7 +288,7 @@ class PreActBlock(ResidualBlock):
         # the branch ends in a convolution; zeroing bn2's gamma silences it as well
         return self.bn2
 
-    def zero_init_residual_(self) -> "PreActBlock":
+    def zero_init_residual_(self) -> PreActBlock:
         """Zero the last conv so the block starts as the exact identity (or shortcut)."""
         nn.init.zeros_(self.conv2.weight)
         return self
@@ -324,6 +324,6 @@ class PlainBlock(nn.Module):
     def last_bn(self) -> nn.Module:
         return self.bn2
 
-    def zero_init_residual_(self) -> "PlainBlock":
+    def zero_init_residual_(self) -> PlainBlock:
         raise ValueError("zero_init_residual needs skip connections; a plain net "
                          "whose blocks output zero cannot learn")

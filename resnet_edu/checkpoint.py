@@ -78,7 +78,10 @@ def _read_plain(path: Path, map_location) -> Any:
         with warnings.catch_warnings():   # e.g. "Detected pickle protocol 4": said below
             warnings.simplefilter("ignore")
             return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated file, not a torch file, or unsafe objects inside
+    # truncated or not a torch file (RuntimeError, EOFError, OSError), unsafe objects inside
+    # (UnpicklingError), or a pickle of another shape (ValueError, KeyError, ...)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError,
+            IndexError, TypeError, AttributeError) as exc:
         raise ValueError(f"{str(path)!r} is not a readable resnet_edu checkpoint: "
                          f"{_what_it_is_not(path, exc)}") from exc
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import functools
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -34,6 +34,9 @@ WARNING_TAG = "warning-on-purpose"  # a cell whose stderr output (a warning) is 
 NBVAL_IGNORE_COMMENT = "# NBVAL_IGNORE_OUTPUT"      # the spelling the book writes
 NBVAL_IGNORE_MARKERS = ("NBVAL_IGNORE_OUTPUT", "PYTEST_VALIDATE_IGNORE_OUTPUT")
 NBVAL_SKIP_MARKERS = ("NBVAL_SKIP",)
+METADATA_KEY = "resnet_edu"       # the package's entry in a notebook's metadata
+CHECK_CALL = re.compile(r"""\bcheck\(\s*(['"])(?P<id>[\w.-]+)\1""")   # check("ch01-x", ...)
+EXERCISE_DIRECTIVES = ("exercise", "exercise-start")
 
 
 def cell_tags(cell) -> List[str]:
@@ -181,13 +184,9 @@ def toc_entries(root: Optional[PathLike] = None) -> List[str]:
 def resolve_toc_entry(entry: str, root: Optional[PathLike] = None) -> Optional[Path]:
     """The file a toc entry names (the entry may omit its suffix), or None if missing."""
     path = book_root(root) / entry
-    if path.suffix in (".ipynb", ".md") and path.is_file():
-        return path
-    for suffix in (".ipynb", ".md"):
-        candidate = path.with_name(path.name + suffix)
-        if candidate.is_file():
-            return candidate
-    return None
+    candidates = [path] if path.suffix in (".ipynb", ".md") else []
+    candidates += [path.with_name(path.name + suffix) for suffix in (".ipynb", ".md")]
+    return next((c for c in candidates if c.is_file()), None)
 
 
 def book_notebooks(root: Optional[PathLike] = None) -> List[Path]:
@@ -266,14 +265,14 @@ class Directive:
     end: int
     fence: str
     depth: int = 0
-    children: Tuple["Directive", ...] = field(default=())
+    children: Tuple[Directive, ...] = field(default=())
 
     @property
     def label(self) -> str:
         return self.options.get("label", "")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def markdown_parser():
     """A markdown-it-py parser with the block syntax the book enables in ``_config.yml``
     (CommonMark, tables, colon fences, dollar math), as myst-parser builds its own."""
@@ -351,3 +350,51 @@ def without_directives(markdown: str, names: Iterable[str], *,
     if removed:
         text = re.sub(r"\n{3,}", "\n\n", text).strip("\n")
     return text, removed
+
+
+
+# -- The exercise/solution convention (CONTRIBUTING.md, "Exercises"), walked once ------
+@dataclass
+class ExerciseWalk:
+    """Where a walk down a notebook stands: in a ``{solution-start}`` gate or not, the
+    gate's exercise (none named: the last), the last ``{exercise}`` label above."""
+
+    gated: bool = False
+    gate: Optional[str] = None
+    last: Optional[str] = None
+
+    @property
+    def exercise(self) -> Optional[str]:
+        """The exercise a cell here belongs to: the open gate's, else the last one above."""
+        return self.gate or self.last
+
+    def read(self, d: Directive) -> None:
+        """Step over one top-level directive of a markdown cell."""
+        if d.name == "solution-start":
+            self.gated, self.gate = True, next(iter(d.argument.split()), self.last)
+        elif d.name == "solution-end":
+            self.gated, self.gate = False, None
+        elif d.name in EXERCISE_DIRECTIVES and d.label:
+            self.last = d.label
+
+    def read_cell(self, cell) -> None:
+        for d in (directives(_source(cell)) if cell.get("cell_type") == "markdown" else ()):
+            if d.depth == 0:
+                self.read(d)
+
+
+def walk_exercises(cells: Iterable[Any]) -> Iterator[Tuple[int, Any, ExerciseWalk]]:
+    """``(index, cell, where)`` per cell, ``where`` the walk before the cell's own directives."""
+    walk = ExerciseWalk()
+    for index, cell in enumerate(cells):
+        yield index, cell, replace(walk)
+        walk.read_cell(cell)
+
+
+def is_solution_cell(cell) -> bool:
+    return cell.get("cell_type") == "code" and SOLUTION_TAG in cell_tags(cell)
+
+
+def is_check_cell(cell) -> bool:
+    return cell.get("cell_type") == "code" and (
+        CHECK_TAG in cell_tags(cell) or bool(CHECK_CALL.search(_source(cell))))

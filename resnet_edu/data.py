@@ -36,9 +36,18 @@ from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .cifar10 import (CIFAR10_ARCHIVE, CIFAR10_ARCHIVE_MD5, CIFAR10_FOLDER,  # noqa: F401
-                      CIFAR10_META_FILE, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, CIFAR10_URL,
-                      load_cifar10, prepare_cifar10, read_cifar10_batch)
+from .cifar10 import (  # noqa: F401
+    CIFAR10_ARCHIVE,
+    CIFAR10_ARCHIVE_MD5,
+    CIFAR10_FOLDER,
+    CIFAR10_META_FILE,
+    CIFAR10_TEST_FILE,
+    CIFAR10_TRAIN_FILES,
+    CIFAR10_URL,
+    load_cifar10,
+    prepare_cifar10,
+    read_cifar10_batch,
+)
 
 DATASETS = ("digits", "cifar10")
 NORMALIZATIONS = ("channel", "pixel")

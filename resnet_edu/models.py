@@ -27,8 +27,17 @@ from typing import Callable, Dict, List, Optional, Sequence, Type
 import torch
 from torch import nn
 
-from .blocks import (SHORTCUT_OPTIONS, STRIDE_PLACEMENTS, BasicBlock, Bottleneck, PlainBlock,
-                     PreActBlock, _check_option, check_block_class, conv3x3)
+from .blocks import (
+    SHORTCUT_OPTIONS,
+    STRIDE_PLACEMENTS,
+    BasicBlock,
+    Bottleneck,
+    PlainBlock,
+    PreActBlock,
+    _check_option,
+    check_block_class,
+    conv3x3,
+)
 
 # PlainBlock and PreActBlock are imported here too, so `from resnet_edu.models import
 # PlainBlock` keeps working from the time PlainBlock lived in this module.
@@ -351,6 +360,9 @@ CIFAR_MODELS: Dict[str, Callable[..., nn.Module]] = {
 }
 MODELS: Dict[str, Callable[..., nn.Module]] = {**IMAGENET_MODELS, **CIFAR_MODELS}
 MODEL_NAMES: List[str] = list(MODELS)
+#: the named models built from bottleneck blocks, the ones that take ``stride_on``
+BOTTLENECK_MODELS: List[str] = [f"resnet{depth}" for depth, (block, _) in IMAGENET_CONFIGS.items()
+                                if block is Bottleneck]
 
 
 def get_model(name: str, **kwargs) -> nn.Module:

@@ -520,7 +520,7 @@ class ReturnsInput(_Base):
         identity = x
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        out = self.relu(out + identity)  # noqa: F841
+        out = self.relu(out + identity)
         return x
 
 

@@ -83,24 +83,15 @@ def _assert_keeps_random_stream(exercise_id: str, *objects) -> None:
     assert torch.equal(torch.rand(3), expected)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def solution_sources(notebook: str, exercise: Optional[str] = None) -> Tuple[str, ...]:
     """Sources of ``notebook``'s code cells tagged ``solution``, in order; with ``exercise``,
     only those between its ``{solution-start}`` and ``{solution-end}`` (read once a run:
     the notebooks do not change while the tests run)."""
     nb = nbformat.read(BOOK / notebook, as_version=4)
-    sources, gate = [], None
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            for d in conventions.directives(cell.source):
-                if d.name == "solution-start":
-                    gate = d.argument.split()[0] if d.argument else None
-                elif d.name == "solution-end":
-                    gate = None
-        elif conventions.SOLUTION_TAG in conventions.cell_tags(cell):
-            if exercise is None or gate == exercise:
-                sources.append(cell.source)
-    return tuple(sources)
+    return tuple(cell.source for _, cell, where in conventions.walk_exercises(nb.cells)
+                 if conventions.is_solution_cell(cell)
+                 and (exercise is None or where.gate == exercise))
 
 
 def run_solution(notebook: str, *names: str, exercise: Optional[str] = None):

@@ -86,7 +86,7 @@ def test_path_gradient_leaves_the_model_as_it_was(tiny):
     assert torch.equal(after.detach(), before)
     (g,) = torch.autograd.grad(after.sum(), x_grad)
     assert g.abs().sum() > 0
-    with pytest.raises(ValueError, match="0..2"):
+    with pytest.raises(ValueError, match=r"0..2"):
         A.path_gradient(model, x, y, [3])
 
 
@@ -124,12 +124,10 @@ def test_lesioned_plain_block_is_the_identity():
         with A.lesioned(model, [1]):
             deleted = model(x)
     assert torch.allclose(deleted, by_hand, atol=1e-6)
-    with pytest.raises(ValueError, match="changes the shape"):
-        with A.lesioned(model, [2]):
-            pass
-    with pytest.raises(ValueError, match="0..5"):
-        with A.lesioned(model, [6]):
-            pass
+    with pytest.raises(ValueError, match="changes the shape"), A.lesioned(model, [2]):
+        pass
+    with pytest.raises(ValueError, match=r"0..5"), A.lesioned(model, [6]):
+        pass
 
 
 def test_filter_normalised_direction():

@@ -1,5 +1,4 @@
 """Checkpoints round-trip and never unpickle arbitrary objects."""
-import pickle
 
 import pytest
 import torch

@@ -22,8 +22,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from resnet_edu.classroom import (chapter_master, chapter_notebooks, load_masters,
-                                  student_notebook, stub_source)
+from resnet_edu.classroom import (
+    chapter_master,
+    chapter_notebooks,
+    load_masters,
+    stub_source,
+    student_notebook,
+)
 from resnet_edu.classroom.intake import find_answer
 from resnet_edu.classroom.master import MANIFEST_NAME
 from resnet_edu.cli import main as cli_main
@@ -238,7 +243,7 @@ def test_an_unclosed_gate_is_an_error_not_a_silent_loss():
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("```{solution-start} ch99-x\n```"),
         nbformat.v4.new_code_cell("def f():\n    return 1")])
-    with pytest.raises(ValueError, match="no {solution-end}"):
+    with pytest.raises(ValueError, match=r"no \{solution-end\}"):
         student_notebook(nb)
 
 

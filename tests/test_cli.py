@@ -62,6 +62,22 @@ def test_command_errors_are_caught_in_one_place(fake_command, capsys):
     assert cli.main(["fake", "--code", "2"]) == 2
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_adds_the_traceback_behind_an_error(fake_command, capsys, monkeypatch, where):
+    from resnet_edu import debug
+
+    monkeypatch.setenv(debug.DEBUG_VARIABLE, "0")   # restored (unset) after the test
+    assert cli.main(["fake", "--code", "1"]) == 1
+    assert "Traceback" not in capsys.readouterr().err        # without it: the one line
+    argv = ["--debug", "fake", "--code", "1"] if where == "before" else \
+        ["fake", "--code", "1", "--debug"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "in run" in err and "CommandError" in err
+    assert err.endswith("error: failed with 1\n")
+    assert debug.debugging()     # and the processes it starts see it (the variable is set)
+
+
 def test_argparse_errors_use_the_same_prefix_and_exit_2(fake_command, capsys):
     assert cli.main(["fake", "--code", "x"]) == 2
     err = capsys.readouterr().err.splitlines()
@@ -83,7 +99,7 @@ def test_commands_are_imported_lazily():
 def test_every_command_module_has_the_interface():
     import importlib
 
-    for name, (module_name, text) in cli.COMMANDS.items():
+    for module_name, text in cli.COMMANDS.values():
         assert text and len(text) < 90
         module = importlib.import_module(module_name)
         parser = argparse.ArgumentParser()
@@ -133,7 +149,7 @@ def test_output_dir(tmp_path):
     new = tmp_path / "new" / "out"
     assert paths.output_dir(new) == new and new.is_dir()
     (new / "x.ipynb").write_text("{}")
-    with pytest.raises(CommandError, match="not empty.*--force"):
+    with pytest.raises(CommandError, match=r"not empty.*--force"):
         paths.output_dir(new)
     assert paths.output_dir(new, force=True) == new
     with pytest.raises(CommandError, match="is a file, not a folder"):
@@ -149,5 +165,5 @@ def test_input_file(tmp_path):
         with pytest.raises(CommandError, match=words):
             paths.input_file(target)
     (tmp_path / "block.txt").write_text("")
-    with pytest.raises(CommandError, match="must end in .py"):
+    with pytest.raises(CommandError, match=r"must end in .py"):
         paths.input_file(tmp_path / "block.txt", suffixes=(".py",))

@@ -1,4 +1,5 @@
 """`python -m resnet_edu check FILE.py:ClassName --args ... --input-shape N,C,H,W`."""
+import argparse
 import subprocess
 import sys
 import textwrap
@@ -6,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from resnet_edu.cli import main
-from resnet_edu.cli.check import parse_call_args, parse_shape
-from resnet_edu.diagnostics import cli_check
+from resnet_edu.cli import cli_check, main
+from resnet_edu.cli.argtypes import image_batch_shape, parse_shape
+from resnet_edu.cli.check import parse_call_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -182,6 +183,11 @@ def test_argument_parsing():
     assert parse_call_args([]) == ([], {})
     assert parse_shape("2,16,8,8") == parse_shape("(2, 16, 8, 8)") == (2, 16, 8, 8)
     assert parse_shape("2x16x8x8") == (2, 16, 8, 8)
+    # one grammar: summary's --input-size reads the same spellings, four positive integers
+    assert image_batch_shape("1x3x32x32") == image_batch_shape("(1, 3, 32, 32)") == (1, 3, 32, 32)
+    for bad in ("1,3,32", "1,3,0,32", "a,b,c,d", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="four integers"):
+            image_batch_shape(bad)
 
 
 def test_end_to_end_through_python_m(student_file):

@@ -6,8 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_edu.conv import (conv2d_num_parameters, conv2d_unfold, conv_output_size,
-                             measure_receptive_field, receptive_field)
+from resnet_edu.conv import (
+    conv2d_num_parameters,
+    conv2d_unfold,
+    conv_output_size,
+    measure_receptive_field,
+    receptive_field,
+)
 
 CASES = [  # (N, C_in, H, W, C_out, kH, kW, stride, padding, dilation)
     (1, 1, 5, 5, 1, 3, 3, 1, 0, 1),

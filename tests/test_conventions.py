@@ -126,7 +126,7 @@ def test_kernel_environment():
 
 
 def test_the_book_root_must_be_a_book(tmp_path):
-    with pytest.raises(ValueError, match="no _config.yml"):
+    with pytest.raises(ValueError, match=r"no _config.yml"):
         conventions.load_config(tmp_path)
     assert conventions.book_root(None) == ROOT == conventions.checkout_root()
 
@@ -167,8 +167,8 @@ def test_results_url_is_the_configured_repository():
 
     url, branch = conventions.repository()
     owner_repo = url.removeprefix("https://github.com/")
-    assert RESULTS_URL == (f"https://raw.githubusercontent.com/{owner_repo}/{branch}/"
-                           f"{conventions.BOOK_FOLDER}/results/")
+    assert (f"https://raw.githubusercontent.com/{owner_repo}/{branch}/"
+                           f"{conventions.BOOK_FOLDER}/results/") == RESULTS_URL
 
 
 # --------------------------------------------------------------------------------------

@@ -16,8 +16,15 @@ import torchvision.transforms.functional as TF
 from sklearn.datasets import load_digits
 
 from resnet_edu import data
-from resnet_edu.data import (cifar10_loaders, digits_loaders, get_loaders, random_crop,
-                             random_hflip, read_cifar10_batch, stratified_split)
+from resnet_edu.data import (
+    cifar10_loaders,
+    digits_loaders,
+    get_loaders,
+    random_crop,
+    random_hflip,
+    read_cifar10_batch,
+    stratified_split,
+)
 
 _spec = importlib.util.spec_from_file_location("make_cifar",
                                                Path(__file__).with_name("make_cifar.py"))

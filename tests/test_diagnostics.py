@@ -8,11 +8,16 @@ import torch
 from torch import nn
 
 from block_zoo import CORRECT, FAULTY, FixedListing, StochasticDepthBlock
-from resnet_edu import blocks
-from resnet_edu import compat
-from resnet_edu.diagnostics import (DEBUG_VARIABLE, PROBLEM_KINDS, BlockReport, Problem,
-                                    ProblemKind, check_block)
-from resnet_edu.diagnostics import rules
+from resnet_edu import blocks, compat
+from resnet_edu.diagnostics import (
+    DEBUG_VARIABLE,
+    PROBLEM_KINDS,
+    BlockReport,
+    Problem,
+    ProblemKind,
+    check_block,
+    rules,
+)
 from resnet_edu.original import ResidualBlockListing1, ResidualBlockListing2
 
 
@@ -90,7 +95,7 @@ def test_listing1_report_names_the_parameters_and_the_cause():
 
 def test_listing2_report_names_the_batchnorms_that_update_statistics():
     report = check_block(ResidualBlockListing2(8, 8), (2, 8, 6, 6))
-    problem = [p for p in report.problems if p.kind == "discarded_bn_update"][0]
+    problem = next(p for p in report.problems if p.kind == "discarded_bn_update")
     assert set(problem.names) == {"bn1", "bn2"}
     assert "running" in str(problem)
 
@@ -260,7 +265,7 @@ def test_input_modification_check_sees_inplace_relu_on_x():
             return out + self.bn(x)
 
     report = check_block(PreActInplace(), (2, 4, 5, 5))
-    problem = [p for p in report.problems if p.kind == "modifies_input"][0]
+    problem = next(p for p in report.problems if p.kind == "modifies_input")
     assert problem.names == ("relu",) and "inplace=True" in str(problem)
 
 
@@ -269,7 +274,7 @@ def test_check_block_prints_nothing(capsys):
         def forward(self, x):
             print("shape:", x.shape)
             import warnings
-            warnings.warn("hello")
+            warnings.warn("hello", stacklevel=1)
             return super().forward(x)
 
     report = check_block(Chatty(4, 4), (2, 4, 5, 5))
@@ -316,7 +321,7 @@ def test_problem_kinds_are_listed_in_report_order():
 def test_passing_the_class_is_a_clear_type_error():
     with pytest.raises(TypeError, match=r"instance such as BasicBlock\(16, 16\)"):
         check_block(blocks.BasicBlock, (2, 16, 8, 8))
-    with pytest.raises(TypeError, match="nn.Module"):
+    with pytest.raises(TypeError, match=r"nn.Module"):
         check_block("BasicBlock", (2, 16, 8, 8))
 
 
@@ -342,7 +347,7 @@ def test_every_problem_kind_has_a_rule_and_a_zoo_case():
     assert set(rules.RULES) == set(ProblemKind)
     shown = {kind for case in FAULTY for kind in case.kinds}
     assert shown == set(PROBLEM_KINDS), set(PROBLEM_KINDS) - shown
-    assert PROBLEM_KINDS == tuple(kind.value for kind in ProblemKind)
+    assert tuple(kind.value for kind in ProblemKind) == PROBLEM_KINDS
 
 
 def test_problem_kinds_compare_equal_to_their_plain_strings():

@@ -25,8 +25,7 @@ import torch.nn.functional as F
 from resnet_edu.checkpoint import load_checkpoint
 from resnet_edu.data import TensorLoader
 from resnet_edu.models import cifar_resnet
-from resnet_edu.train import TrainConfig, learning_rate
-from resnet_edu.train import distributed
+from resnet_edu.train import TrainConfig, distributed, learning_rate
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 600     # per torchrun launch: a healthy one takes seconds (minutes on a busy CI box)
@@ -64,7 +63,7 @@ CONFIG = dict(num_epochs=1, lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="
               device="cpu", seed=0)
 PER_PROCESS_BATCH = 8
 
-WORKER = textwrap.dedent(f"""
+WORKER = textwrap.dedent("""
     import sys, torch
     from test_distributed import toy_data, CONFIG, PER_PROCESS_BATCH
     from resnet_edu.data import TensorLoader

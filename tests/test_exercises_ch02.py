@@ -46,7 +46,7 @@ def make_bn(normalise_var="biased", running_var_kind="unbiased", reverse_momentu
                 new_mean = w_old * running_mean + w_new * batch_mean
                 new_var = w_old * running_var + w_new * (
                     batch_var_unbiased if running_var_kind == "unbiased" else batch_var)
-        if training and not train_uses_running or (not training and eval_uses_batch):
+        if (training and not train_uses_running) or (not training and eval_uses_batch):
             mean = x.mean(dim=dims, keepdim=True)
             var = x.var(dim=dims, unbiased=(normalise_var == "unbiased"), keepdim=True)
         else:

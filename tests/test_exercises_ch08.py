@@ -12,8 +12,12 @@ import torch
 
 from resnet_edu.blocks import BasicBlock, Bottleneck
 from resnet_edu.exercises import check
-from resnet_edu.exercises.ch08 import (_PARAM_CASES, _meta_resnet, _reference_shapes,
-                                       formula_param_count)
+from resnet_edu.exercises.ch08 import (
+    _PARAM_CASES,
+    _meta_resnet,
+    _reference_shapes,
+    formula_param_count,
+)
 from resnet_edu.stats import count_parameters
 
 NOTEBOOK = "08_full_resnet.ipynb"

@@ -10,9 +10,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from resnet_edu.data import digits_loaders
-from resnet_edu.experiments import (SweepRun, degradation_config, evaluate_runs,
-                                    final_train_loss, gradient_norms, pytorch_default_init_,
-                                    train_depth_sweep, without_batchnorm)
+from resnet_edu.experiments import (
+    SweepRun,
+    degradation_config,
+    evaluate_runs,
+    final_train_loss,
+    gradient_norms,
+    pytorch_default_init_,
+    train_depth_sweep,
+    without_batchnorm,
+)
 from resnet_edu.models import cifar_resnet, plain_net
 from resnet_edu.train import History, evaluate
 
@@ -58,7 +65,7 @@ def test_gradient_norms_leave_the_model_as_it_was():
 
 
 def test_gradient_norms_need_a_convolution():
-    with pytest.raises(ValueError, match="no nn.Conv2d"):
+    with pytest.raises(ValueError, match=r"no nn.Conv2d"):
         gradient_norms(nn.Linear(4, 2), torch.randn(3, 4), torch.tensor([0, 1, 0]))
 
 

@@ -38,7 +38,8 @@ def test_torchvision_weights_load_strictly_and_logits_match(depth):
     ours.load_state_dict(tv_sd, strict=True)
     # and the other way round
     tv.load_state_dict(ours.state_dict(), strict=True)
-    ours.eval(); tv.eval()
+    ours.eval()
+    tv.eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         expected, got = tv(x), ours(x)

@@ -7,7 +7,8 @@ shape the rest of the pipeline relies on: listed in the toc, executed top to bot
 check under every coding exercise, a version stamp that matches the documented versions,
 an `assert` in every cell whose output nbval does not compare, no library noise (stderr,
 log lines) on the page, outputs computed from the current code (the stamp), an intro
-whose path through the book links every chapter, and no notebook bloating the repository. What "the notebooks", the setup cell and a directive are comes from
+whose path through the book links every chapter, and no notebook bloating the repository.
+What "the notebooks", the setup cell and a directive are comes from
 `resnet_edu.conventions`, the one definition the tools and the classroom use too.
 """
 from __future__ import annotations
@@ -20,8 +21,14 @@ import nbformat
 import pytest
 
 from resnet_edu import conventions
-from resnet_edu.conventions import (SETUP_TAG, WARNING_TAG, chapter_number, resolve_toc_entry,
-                                    setup_source, toc_entries)
+from resnet_edu.conventions import (
+    SETUP_TAG,
+    WARNING_TAG,
+    chapter_number,
+    resolve_toc_entry,
+    setup_source,
+    toc_entries,
+)
 from resnet_edu.tools import stamp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,9 +302,11 @@ def test_exercises_follow_the_convention(path):
     nb = load(path)
     number = chapter_number(path)
     exercises, gated, checks = [], [], []
-    inside = None                   # label of the open solution-start block
+    walk = conventions.ExerciseWalk()   # the convention's one reading: where each cell stands
     for i, cell in enumerate(nb.cells):
         tags = cell.metadata.get("tags", [])
+        inside = walk.gate if walk.gated else None
+        walk.read_cell(cell)
         if cell.cell_type == "markdown":
             found = directives(cell.source)
             for name, arg, options in found:
@@ -320,11 +329,10 @@ def test_exercises_follow_the_convention(path):
                     "that directive")
                 if names[0] == "solution-start":
                     assert inside is None, f"{path.name}, cell {i}: solution-start inside another"
-                    inside = found[0][1]
-                    gated.append(inside)
+                    assert walk.gate == found[0][1], f"{path.name}, cell {i}: name the exercise"
+                    gated.append(walk.gate)
                 else:
                     assert inside is not None, f"{path.name}, cell {i}: solution-end without start"
-                    inside = None
         elif cell.cell_type == "code":
             if "solution" in tags:
                 assert inside is not None, (
@@ -341,7 +349,7 @@ def test_exercises_follow_the_convention(path):
             if "check" in tags:
                 assert inside is None, f"{path.name}, cell {i}: the check cell goes after solution-end"
                 checks.append((i, cell))
-    assert inside is None, f"{path.name}: solution-start {inside} is never closed"
+    assert not walk.gated, f"{path.name}: solution-start {walk.gate} is never closed"
 
     if number:
         assert len(exercises) >= MIN_EXERCISES, (

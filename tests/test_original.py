@@ -10,8 +10,12 @@ import torch
 from torch import nn
 
 import resnet_edu.original as original
-from resnet_edu.original import (LISTINGS, ResidualBlockListing1, ResidualBlockListing2,
-                                 listing_source)
+from resnet_edu.original import (
+    LISTINGS,
+    ResidualBlockListing1,
+    ResidualBlockListing2,
+    listing_source,
+)
 
 BOTH = pytest.mark.parametrize("number", [1, 2])
 
@@ -25,7 +29,7 @@ def test_the_post_class_name_and_aliases_are_kept():
     assert ResidualBlockListing1.__name__ == "Residual_Blcok"
     assert ResidualBlockListing2.__name__ == "Residual_Blcok"
     assert ResidualBlockListing1 is not ResidualBlockListing2
-    assert LISTINGS == {1: ResidualBlockListing1, 2: ResidualBlockListing2}
+    assert {1: ResidualBlockListing1, 2: ResidualBlockListing2} == LISTINGS
 
 
 def test_docstring_says_broken_and_attributes_the_post():
@@ -120,7 +124,7 @@ def test_listing1_crashes_in_conv2_when_channels_differ():
 
 
 def test_listing2_crashes_in_bn1_when_channels_differ():
-    failing, entered, message = first_failing_module(make(2, 3, 16), torch.randn(2, 3, 8, 8))
+    failing, entered, _message = first_failing_module(make(2, 3, 16), torch.randn(2, 3, 8, 8))
     assert failing == "bn1"
     assert entered == ["conv1", "bn1"]
 

@@ -156,7 +156,7 @@ def _forms(num: str, suffix: str, approx: bool) -> Tuple[Tuple[float, float], ..
 def _plain(text: str) -> str:
     """LaTeX spellings as plain numbers: 1{,}088 and 1\\,088 -> 1,088; 1.8\\times10^{12} -> 1.8e12."""
     text = re.sub(r"(?<=\d)(?:\{,\}|\\,)(?=\d{3})", ",", text)
-    return re.sub(r"(\d)\s*(?:\\times|×)\s*10\^\{?([-+]?\d+)\}?", r"\1e\2", text)
+    return re.sub(r"(\d)\s*(?:\\times|\u00d7)\s*10\^\{?([-+]?\d+)\}?", r"\1e\2", text)
 
 
 def prose_numbers(text: str) -> List[ProseNumber]:

@@ -15,8 +15,17 @@ from torch import nn
 from resnet_edu.checkpoint import load_checkpoint
 from resnet_edu.data import digits_loaders
 from resnet_edu.models import cifar_resnet
-from resnet_edu.train import (History, NonFiniteLossError, TrainConfig, evaluate, fit,
-                              learning_rate, paper_cifar10_config, predict, select_device)
+from resnet_edu.train import (
+    History,
+    NonFiniteLossError,
+    TrainConfig,
+    evaluate,
+    fit,
+    learning_rate,
+    paper_cifar10_config,
+    predict,
+    select_device,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,7 +118,7 @@ def test_device_selection(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert select_device("auto") == torch.device("cpu")
     assert select_device("cpu") == torch.device("cpu")
-    with pytest.raises(RuntimeError, match="no CUDA GPU.*device='cpu'"):
+    with pytest.raises(RuntimeError, match=r"no CUDA GPU.*device='cpu'"):
         select_device("cuda")
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
         fit(linear_model(), digits_loaders(), TrainConfig(num_epochs=1, device="cuda"),

@@ -12,8 +12,7 @@ from torch import nn
 
 from resnet_edu.data import digits_loaders
 from resnet_edu.models import cifar_resnet
-from resnet_edu.train import (TrainConfig, check_device_options, fit, learning_rate,
-                              train_epoch)
+from resnet_edu.train import TrainConfig, check_device_options, fit, learning_rate, train_epoch
 from resnet_edu.train import device as device_module
 
 CPU = torch.device("cpu")
@@ -120,7 +119,7 @@ def test_device_option_checks(monkeypatch):
     with pytest.raises(ValueError, match="SyncBatchNorm works only with GPU modules"):
         check_device_options(TrainConfig(sync_batchnorm=True), CPU)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    with pytest.raises(ValueError, match="bf16.*not supported by this GPU.*fp16"):
+    with pytest.raises(ValueError, match=r"bf16.*not supported by this GPU.*fp16"):
         check_device_options(TrainConfig(precision="bf16"), torch.device("cuda"))
     monkeypatch.setattr(device_module.shutil, "which", lambda name: None)
     with pytest.raises(ValueError, match="compile=True on the CPU needs a C\\+\\+ compiler"):

@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_errors import one_error  # tests/cli_errors.py
 from resnet_edu.checkpoint import load_checkpoint
 from resnet_edu.cli import main
 from resnet_edu.train import loop
-
-from cli_errors import one_error  # tests/cli_errors.py
 
 REPO = Path(__file__).resolve().parents[1]
 

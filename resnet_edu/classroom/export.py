@@ -25,13 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple
 
-from .markdown import CHECK_CALL, Block, blocks, exercise_labels, join, without_solution_blocks
+from .. import conventions
+from ..conventions import CHECK_CALL, METADATA_KEY, ExerciseWalk
+from .markdown import Block, blocks, join, without_solution_blocks
 from .master import MANIFEST_NAME, chapter_master, default_book_dir, manifest
 from .stubs import docstring_source, parse_cell, stub_source
-
-SOLUTION_TAG = "solution"
-CHECK_TAG = "check"
-METADATA_KEY = "resnet_edu"
 
 
 @dataclass
@@ -50,10 +48,9 @@ class StudentVersion:
 def _solution_lines(original_cells) -> List[str]:
     """Distinctive lines of the solution cells' bodies: lines of at least 12 characters
     that appear in no other cell of the original notebook."""
-    solution_sources = [c.source for c in original_cells if c.cell_type == "code"
-                        and SOLUTION_TAG in c.metadata.get("tags", [])]
-    others = "\n".join(c.source for c in original_cells if not (
-        c.cell_type == "code" and SOLUTION_TAG in c.metadata.get("tags", [])))
+    solution_sources = [c.source for c in original_cells if conventions.is_solution_cell(c)]
+    others = "\n".join(c.source for c in original_cells
+                       if not conventions.is_solution_cell(c))
     lines = set()
     for source in solution_sources:
         try:
@@ -84,16 +81,6 @@ def _referenced_attachments(cell) -> None:
             del cell["attachments"]
 
 
-def _is_check_cell(cell) -> bool:
-    return (CHECK_TAG in cell.metadata.get("tags", [])
-            or bool(CHECK_CALL.search(cell.source)))
-@dataclass
-class _Walk:
-    """Where the export stands while it walks the cells."""
-
-    gate: Optional[str] = None           # label of the open {solution-start}, if any
-    last_exercise: Optional[str] = None
-
 
 def _clear(cell) -> None:
     cell.outputs = []
@@ -101,22 +88,17 @@ def _clear(cell) -> None:
     cell.metadata.pop("execution", None)
 
 
-def _markdown(cell, walk: _Walk, result: StudentVersion) -> bool:
-    """Remove the solutions of a markdown cell; False when nothing of it is left."""
+def _markdown(cell, walk: ExerciseWalk, result: StudentVersion) -> bool:
+    """Remove the solutions of a markdown cell; False when nothing of it is left. ``walk``
+    (the convention's one reading, ``conventions.ExerciseWalk``) steps over its directives."""
     kept: List[Block] = []
     for block in blocks(cell.source):
-        if walk.gate is not None:
-            if block.directive == "solution-end":
-                walk.gate = None
+        was_gated = walk.gated
+        if block.node is not None:
+            walk.read(block.node)
+        if was_gated or block.directive in ("solution-start", "solution"):
+            result.removed_solutions += not was_gated
             continue
-        if block.directive in ("solution-start", "solution"):
-            if block.directive == "solution-start":
-                walk.gate = block.argument.split()[0] if block.argument else "exercise"
-            result.removed_solutions += 1
-            continue
-        if block.directive in ("exercise", "exercise-start"):
-            walk.last_exercise = (exercise_labels("\n".join(block.lines)) or
-                                  [walk.last_exercise])[0]
         before = len("\n".join(block.lines))
         block = without_solution_blocks(block)
         if len("\n".join(block.lines)) != before:
@@ -130,8 +112,8 @@ def _markdown(cell, walk: _Walk, result: StudentVersion) -> bool:
     return True
 
 
-def _stub(cell, walk: _Walk, result: StudentVersion, where: str) -> None:
-    exercise_id = walk.gate or walk.last_exercise or "exercise"
+def _stub(cell, walk: ExerciseWalk, result: StudentVersion, where: str) -> None:
+    exercise_id = walk.exercise or "exercise"
     try:
         cell.source, dropped = stub_source(cell.source, exercise_id)
     except ValueError as exc:
@@ -186,24 +168,24 @@ def student_notebook(nb, name: str = "notebook") -> StudentVersion:
     original_cells = nb.cells
     nb = copy.deepcopy(nb)
     result = StudentVersion(nb)
-    cells, walk = [], _Walk()
+    cells, walk = [], ExerciseWalk()
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
             if _markdown(cell, walk, result):
                 cells.append(cell)
-        elif cell.cell_type == "code" and SOLUTION_TAG in cell.metadata.get("tags", []):
+        elif conventions.is_solution_cell(cell):
             _stub(cell, walk, result, f"{name}, cell {index}")
             cells.append(cell)
-        elif walk.gate is None:           # anything else inside a gated solution goes
-            if cell.cell_type == "code" and _is_check_cell(cell):
+        elif not walk.gated:              # anything else inside a gated solution goes
+            if conventions.is_check_cell(cell):
                 _clear(cell)
                 result.cleared_checks += 1
                 for m in CHECK_CALL.finditer(cell.source):
                     if m.group("id") not in result.exercises:
                         result.exercises.append(m.group("id"))
             cells.append(cell)
-    if walk.gate is not None:
-        raise ValueError(f"{name}: {{solution-start}} {walk.gate} has no {{solution-end}}")
+    if walk.gated:
+        raise ValueError(f"{name}: {{solution-start}} {walk.gate or ''} has no {{solution-end}}")
     _clear_leaks(cells, original_cells, result)
     _add_note(nb, cells)
     nb.cells = cells
@@ -231,7 +213,10 @@ def _read_notebook(path: Path):
     try:
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
-    except Exception as exc:   # not JSON, not a notebook (schema), not UTF-8, unreadable
+    # unreadable, not UTF-8 or not JSON (ValueError), not a notebook (schema), or JSON of
+    # another shape that nbformat indexes blindly (KeyError, TypeError, AttributeError)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError,
+            nbformat.ValidationError) as exc:
         detail = (str(exc).strip().splitlines() or [""])[0][:200]
         raise ValueError(f"{str(path)!r} is not a readable Jupyter notebook "
                          f"({type(exc).__name__}: {detail})") from None

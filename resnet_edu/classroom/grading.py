@@ -29,6 +29,7 @@ from . import hygiene
 from .intake import Submission, chapter_by_name, find_answer, read_submission, take_in
 from .master import ChapterMaster, MasterExercise, load_masters
 from .probe import probe_class
+from .protocol import Status, Verdict
 from .remote import MissingName, RemoteFunction, RuleBroken
 from .report import GradeRow
 from .rules import kept_code, policy_problems, rule_problems
@@ -41,7 +42,7 @@ class Options:
     timeout: float = 120.0          # seconds one exercise may take (its check included)
     threads: Optional[int] = None   # OpenMP threads of each answering process
     seed: Optional[int] = None      # None: drawn at grading time (tests may fix it)
-    confinement: Confinement = Confinement()   # the answering processes' sandbox
+    confinement: Confinement = field(default_factory=Confinement)   # the answering processes' sandbox
 
 
 @dataclass
@@ -61,20 +62,12 @@ class Deadline:
         return max(1.0, self.end - time.monotonic())
 
 
-Verdict = Tuple[str, float, str]      # status, fraction of the points, feedback
-
-
-def _from_feedback(passed: bool, solved: bool, score: float, message: str) -> Verdict:
-    status = "passed" if passed else ("unsolved" if not solved else "failed")
-    return status, min(1.0, max(0.0, float(score))), message
-
-
 class Runner:
     """The answering process of one notebook: started on first use, replaced after it
     dies, killed (with everything it started) when the notebook is done."""
 
-    def __init__(self, options: Options):
-        self.options, self.worker = options, None
+    def __init__(self, options: Options, reaper: hygiene.Reaper):
+        self.options, self.reaper, self.worker = options, reaper, None
 
     def close(self) -> None:
         if self.worker is not None:
@@ -87,7 +80,8 @@ class Runner:
         seed = self.options.seed if self.options.seed is not None else secrets.randbelow(2**31)
         try:
             if self.worker is None:        # (the first one waits for the fork server)
-                self.worker = Worker(self.options.threads, self.options.confinement)
+                self.worker = Worker(self.options.threads, self.options.confinement,
+                                     self.reaper)
             deadline = Deadline(self.options.timeout)
             reply = self.worker.request("load", deadline.left(), space=ex.id, code=code)
             if "error" in reply:
@@ -96,31 +90,31 @@ class Runner:
                 stand_ins = [RemoteFunction(self.worker, ex.id, name, registered.rules,
                                             deadline) for name in ex.names]
                 fb = check(ex.id, *stand_ins, seed=seed)
-                return _from_feedback(fb.passed, fb.solved, fb.score, fb.message)
+                return Verdict.from_feedback(fb.passed, fb.solved, fb.score, fb.message)
             reply = self.worker.request("check", deadline.left(), space=ex.id,
                                         exercise=ex.id, names=list(ex.names), seed=seed)
             if "missing" in reply:
                 raise MissingName(str(reply["missing"]))
-            verdict = _from_feedback(bool(reply["passed"]), bool(reply["solved"]),
-                                     float(reply["score"]), str(reply["message"]))
-            if registered.probe is None or verdict[0] != "passed":
+            verdict = Verdict.from_feedback(bool(reply["passed"]), bool(reply["solved"]),
+                                            float(reply["score"]), str(reply["message"]))
+            if registered.probe is None or verdict.status != Status.PASSED:
                 return verdict
             problem = self.probe(ex, registered, seed, deadline)
-            return ("failed", 0.0, problem) if problem else verdict
+            return Verdict.zero(Status.FAILED, problem) if problem else verdict
         except WorkerGone as gone:
             self.worker = None               # closed already: the next exercise starts anew
-            if gone.status == "timeout":     # the exercise's limit, not what was left of it
-                return "timeout", 0.0, timeout_feedback(self.options.timeout)
-            return gone.status, 0.0, gone.feedback
+            if gone.status == Status.TIMEOUT:   # the exercise's limit, not what was left of it
+                return Verdict.zero(Status.TIMEOUT, timeout_feedback(self.options.timeout))
+            return Verdict.zero(gone.status, gone.feedback)
         except MissingName as missing:
-            return "missing", 0.0, (f"your answer does not define `{missing.name}`: define it "
-                                    "in the exercise's code cell, with the name the exercise "
-                                    "asks for.")
+            return Verdict.zero(Status.MISSING, f"your answer does not define `{missing.name}`: "
+                                "define it in the exercise's code cell, with the name the "
+                                "exercise asks for.")
         except RuleBroken as broken:
             why = registered.rules.why
-            return "rule", 0.0, (f"while it ran, your code {' and '.join(broken.what)}, which "
-                                 f"this exercise does not allow." + (f" Rule: {why}" if why
-                                                                      else ""))
+            return Verdict.zero(Status.RULE, f"while it ran, your code "
+                                f"{' and '.join(broken.what)}, which this exercise does not "
+                                f"allow." + (f" Rule: {why}" if why else ""))
 
 
     def probe(self, ex: MasterExercise, registered, seed: int, deadline: Deadline) -> str:
@@ -137,56 +131,56 @@ class Runner:
 
 def _load_failed(error: dict) -> Verdict:
     if error.get("not_implemented"):
-        return "unsolved", 0.0, ("not solved yet: replace the `raise NotImplementedError` in "
-                                 "the exercise cell with your code.")
+        return Verdict.zero(Status.UNSOLVED, "not solved yet: replace the `raise "
+                            "NotImplementedError` in the exercise cell with your code.")
     where = f" ({error['where']})" if error.get("where") else ""
     sandbox = f" ({error['sandbox']})" if error.get("sandbox") else ""
-    return "error", 0.0, (f"running your answer cell failed with {error.get('type')}: "
-                          f"{str(error.get('message'))[:300]}{where}{sandbox}. Run the cell "
-                          "in the notebook and fix it.")
+    return Verdict.zero(Status.ERROR, f"running your answer cell failed with "
+                        f"{error.get('type')}: {str(error.get('message'))[:300]}{where}"
+                        f"{sandbox}. Run the cell in the notebook and fix it.")
 
 
-def _static(nb, ex: MasterExercise, registered) -> Tuple[str, str, List[str]]:
-    """(code to run, status, problems) of one exercise before anything runs."""
+def _static(nb, ex: MasterExercise, registered) -> Tuple[str, Optional[Verdict]]:
+    """(code to run, or the verdict that nothing runs) of one exercise."""
     answer = find_answer(nb, ex)
     if answer.problems:
         altered = any("changed" in p or "no longer" in p for p in answer.problems)
-        return "", ("altered" if altered else "missing"), answer.problems
+        return "", Verdict.zero(Status.ALTERED if altered else Status.MISSING,
+                                "; ".join(answer.problems) + ".")
     code, problems = kept_code(answer.source)
     if problems:
-        return "", "error", problems
+        return "", Verdict.zero(Status.ERROR, "; ".join(problems) + ".")
     problems = policy_problems(code) + rule_problems(code, registered.rules, ex.names,
                                                      ex.kinds)
-    return code, ("rule" if problems else ""), problems
+    return code, Verdict.zero(Status.RULE, "; ".join(problems) + ".") if problems else None
 
 
-def _rows(sub: Submission, exercises, status: str, feedback: str) -> List[GradeRow]:
+def _rows(sub: Submission, exercises, status: Status, feedback: str) -> List[GradeRow]:
     if not exercises:
         return [GradeRow(sub.student, str(sub.path), "", 0.0, 0.0, status, feedback)]
     return [GradeRow(sub.student, str(sub.path), ex.id, 0.0, ex.points, status, feedback)
             for ex in exercises]
 
 
-def _grade_chapter(sub: Submission, nb, chapter: ChapterMaster, options: Options):
+def _grade_chapter(sub: Submission, nb, chapter: ChapterMaster, options: Options,
+                   reaper: hygiene.Reaper):
     from ..exercises import exercises
 
     registry = exercises()
-    rows, runner = [], Runner(options)
+    rows, runner = [], Runner(options, reaper)
     try:
         for ex in chapter.exercises:
             registered = registry.get(ex.id)
             if registered is None:
-                rows += _rows(sub, [ex], "grader-error", "this exercise has no check in the "
-                              "installed resnet_edu; ask your teacher")
+                rows += _rows(sub, [ex], Status.GRADER_ERROR, "this exercise has no check in "
+                              "the installed resnet_edu; ask your teacher")
                 continue
-            code, status, problems = _static(nb, ex, registered)
-            if problems:
-                verdict: Verdict = (status, 0.0, "; ".join(problems) + ".")
-            else:
+            code, verdict = _static(nb, ex, registered)
+            if verdict is None:
                 verdict = runner.verdict(ex, registered, code)
-            rows.append(GradeRow(sub.student, str(sub.path), ex.id, verdict[1] * ex.points,
-                                 ex.points, verdict[0], verdict[2],
-                                 options.confinement.name))
+            rows.append(GradeRow(sub.student, str(sub.path), ex.id,
+                                 verdict.fraction * ex.points, ex.points, verdict.status,
+                                 verdict.feedback, options.confinement.name))
     finally:
         runner.close()
     return rows
@@ -204,9 +198,11 @@ def _log_internal_error(sub: Submission) -> None:
 
 
 def grade_submission(sub: Submission, masters: Dict[str, ChapterMaster],
-                     options: Optional[Options] = None) -> NotebookResult:
-    """Grade one submission; never raises: every problem becomes the notebook's rows."""
-    options = options or Options()
+                     options: Optional[Options] = None,
+                     reaper: Optional[hygiene.Reaper] = None) -> NotebookResult:
+    """Grade one submission; never raises: every problem becomes the notebook's rows.
+    ``reaper``: the grading run's (:func:`hygiene.reaping`); alone, one of its own."""
+    options, reaper = options or Options(), reaper or hygiene.Reaper()
     start = time.monotonic()
     chapter = chapter_by_name(sub, masters)
     try:
@@ -216,10 +212,10 @@ def grade_submission(sub: Submission, masters: Dict[str, ChapterMaster],
             rows = _rows(sub, chapter.exercises if chapter else (), intake.status,
                          intake.problem)
         else:
-            rows = _grade_chapter(sub, intake.nb, chapter, options)
+            rows = _grade_chapter(sub, intake.nb, chapter, options, reaper)
     except Exception as exc:  # noqa: BLE001 - the grader's own bug: this notebook's rows
         _log_internal_error(sub)
-        rows = _rows(sub, chapter.exercises if chapter else (), "grader-error",
+        rows = _rows(sub, chapter.exercises if chapter else (), Status.GRADER_ERROR,
                      f"the grader failed on this notebook (internal error "
                      f"{type(exc).__name__}); your teacher will look at it by hand")
     return NotebookResult(sub.path, sub.student, rows, time.monotonic() - start)
@@ -264,8 +260,8 @@ def grade_notebooks(paths: Sequence[Path], master=None, options: Optional[Option
     subs = [read_submission(p, n) for p, n in zip(paths, student_names(paths))]
     done = []
 
-    def grade(sub: Submission) -> NotebookResult:
-        result = grade_submission(sub, masters, options)
+    def grade(sub: Submission, reaper: hygiene.Reaper) -> NotebookResult:
+        result = grade_submission(sub, masters, options, reaper)
         done.append(result)
         if log is not None:
             got = sum(r.score for r in result.rows)
@@ -275,8 +271,8 @@ def grade_notebooks(paths: Sequence[Path], master=None, options: Optional[Option
         return result
 
     start_server()                   # the fork server is the grader's, not a stray
-    with hygiene.subreaper():
+    with hygiene.reaping() as reaper:
         if jobs <= 1:
-            return [grade(s) for s in subs]
+            return [grade(s, reaper) for s in subs]
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            return list(pool.map(grade, subs))
+            return list(pool.map(lambda s: grade(s, reaper), subs))

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional
 
+from ..conventions import METADATA_KEY
 from .master import ChapterMaster, MasterExercise, source_hash
-
-METADATA_KEY = "resnet_edu"
+from .protocol import Status
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Intake:
     chapter: Optional[ChapterMaster]
     nb: object = None
     problem: str = ""           # why the whole notebook cannot be graded ("" if it can)
-    status: str = ""            # unreadable | malformed | unknown-chapter (with problem)
+    status: Status = Status.GRADER_ERROR   # UNREADABLE, MALFORMED, UNKNOWN_CHAPTER (problem)
 
 
 @dataclass
@@ -85,7 +85,7 @@ def _schema_problem(raw) -> str:
         where = "/".join(str(p) for p in list(exc.absolute_path)[:4])
         return (f"the notebook file is damaged (it breaks the notebook format"
                 f"{' at ' + where if where else ''}: {exc.message[:200]}){advice}")
-    except Exception as exc:  # noqa: BLE001 - nbformat itself trips over some damage
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # nbformat trips on it
         return f"the notebook file is damaged ({type(exc).__name__} while reading it){advice}"
     if raw.get("nbformat_minor", 0) < 5:
         return "the notebook has no cell ids (nbformat 4.5 or newer is needed)"
@@ -116,18 +116,18 @@ def take_in(sub: Submission, masters: Dict[str, ChapterMaster]) -> Intake:
         problem = sub.read_error
     chapter = _chapter_of(sub, raw, masters)
     if problem:
-        return Intake(chapter, None, problem, "unreadable")
+        return Intake(chapter, None, problem, Status.UNREADABLE)
     problem = _schema_problem(raw)
     if problem:
-        return Intake(chapter, None, problem, "malformed")
+        return Intake(chapter, None, problem, Status.MALFORMED)
     if chapter is None:
         return Intake(None, None, "cannot tell which chapter this notebook is: keep the "
-                      "handed-out file name (e.g. 01_convolution.ipynb)", "unknown-chapter")
+                      "handed-out file name (e.g. 01_convolution.ipynb)", Status.UNKNOWN_CHAPTER)
     try:
         nb = nbformat.reads(sub.data.decode("utf-8"), as_version=4)   # joins line lists
     except Exception as exc:  # noqa: BLE001 - validated above; any surprise is the file's
         return Intake(chapter, None, f"the notebook cannot be read ({type(exc).__name__})",
-                      "malformed")
+                      Status.MALFORMED)
     return Intake(chapter, nb)
 
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, List
+from typing import Iterable, List, Optional
 
 from .. import conventions
-
-CHECK_CALL = re.compile(r"""\bcheck\(\s*(['"])(?P<id>[\w.-]+)\1""")
-EXERCISE_DIRECTIVES = ("exercise", "exercise-start")
+from ..conventions import EXERCISE_DIRECTIVES, Directive
 
 
 @dataclass
@@ -25,6 +23,7 @@ class Block:
     lines: List[str]
     directive: str = ""      # "exercise", "solution", "solution-start", ... ("" if none)
     argument: str = ""       # what follows the directive name on the opening line
+    node: Optional[Directive] = None   # the directive itself (for conventions.ExerciseWalk)
 
 
 def blocks(text: str) -> List[Block]:
@@ -37,7 +36,7 @@ def blocks(text: str) -> List[Block]:
         if d.depth == 0:
             if d.start > at:
                 found.append(Block(lines[at:d.start]))
-            found.append(Block(lines[d.start:d.end], d.name, d.argument))
+            found.append(Block(lines[d.start:d.end], d.name, d.argument, d))
             at = d.end
     if at < len(lines):
         found.append(Block(lines[at:]))

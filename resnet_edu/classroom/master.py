@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .markdown import CHECK_CALL, blocks, exercise_labels
+from .. import conventions
+from ..conventions import CHECK_CALL
 
-SOLUTION_TAG = "solution"
 MANIFEST_NAME = "resnet_edu_manifest.json"
 MANIFEST_FORMAT = "resnet_edu-manifest-1"
 
@@ -48,11 +48,6 @@ class ChapterMaster:
     exercises: Tuple[MasterExercise, ...]
 
 
-def _tags(cell) -> List[str]:
-    tags = cell.get("metadata", {}).get("tags", [])
-    return tags if isinstance(tags, list) else []
-
-
 def _defined_kinds(source: str, names: Tuple[str, ...]) -> Tuple[str, ...]:
     """How the book's solution defines each name: ``def`` or ``class``."""
     try:
@@ -65,24 +60,12 @@ def _defined_kinds(source: str, names: Tuple[str, ...]) -> Tuple[str, ...]:
 
 
 def _answer_cells_by_exercise(nb) -> Dict[str, List[int]]:
-    """Solution cells by the exercise they answer: the open ``{solution-start}`` gate, or
-    else the last ``{exercise}`` label above them (the export uses the same rule)."""
+    """Solution cells by the exercise they answer (``conventions.walk_exercises``: the open
+    ``{solution-start}`` gate, or else the last ``{exercise}`` label above them)."""
     found: Dict[str, List[int]] = {}
-    gate: Optional[str] = None
-    last: Optional[str] = None
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type == "markdown":
-            for block in blocks(cell.source):
-                if block.directive == "solution-start":
-                    gate = block.argument.split()[0] if block.argument else last
-                elif block.directive == "solution-end":
-                    gate = None
-                elif block.directive in ("exercise", "exercise-start"):
-                    last = (exercise_labels("\n".join(block.lines)) or [last])[0]
-        elif cell.cell_type == "code" and SOLUTION_TAG in _tags(cell):
-            owner = gate or last
-            if owner:
-                found.setdefault(owner, []).append(index)
+    for index, cell, where in conventions.walk_exercises(nb.cells):
+        if conventions.is_solution_cell(cell) and where.exercise:
+            found.setdefault(where.exercise, []).append(index)
     return found
 
 
@@ -144,8 +127,6 @@ def _from_manifest(data) -> Dict[str, ChapterMaster]:
 def default_book_dir() -> Optional[Path]:
     """The checkout's ``book/`` when the package was imported from a checkout, else None
     (an installed package has no book: name the book folder or the manifest)."""
-    from .. import conventions
-
     root = conventions.checkout_root()
     candidate = root / conventions.BOOK_FOLDER if root is not None else None
     return candidate if candidate is not None and candidate.is_dir() else None
@@ -155,8 +136,6 @@ def load_masters(source: Optional[Path] = None) -> Dict[str, ChapterMaster]:
     """Masters by chapter file name, from a book folder of chapter notebooks or a
     manifest file (default: the checkout's ``book/``). Raises ``ValueError``."""
     import nbformat
-
-    from .. import conventions
 
     source = default_book_dir() if source is None else Path(source)
     if source is None:

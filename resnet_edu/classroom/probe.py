@@ -27,7 +27,7 @@ from typing import Callable, Dict, Iterator, Tuple
 
 import torch
 
-from ..exercises._kit import ModuleProbe, generator, isolated_random_state, randomise_
+from ..exercises._kit import ModuleProbe, generator, isolated_random_state, randomise_, salt_of
 from .kernel import run_module
 from .remote import raise_for
 
@@ -53,8 +53,8 @@ def probe_class(spec: ModuleProbe, ask: Ask, name: str, seed: int) -> str:
     """"" when the student's class ``name`` agrees with the reference on every case of
     ``spec``; otherwise the sentence that says where it differs. The student's process is
     reached only through ``ask``; ``MissingName`` and ``RuleBroken`` propagate."""
-    with isolated_random_state(seed):
-        g = generator(4242)
+    with isolated_random_state():
+        g = generator(4242, salt_of(seed))
         for args, kwargs, shape in spec.calls():
             problem = _case(spec, ask, name, (args, kwargs, shape), g)
             if problem:

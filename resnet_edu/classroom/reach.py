@@ -55,7 +55,7 @@ def walk(dotted: str, allowed, load: bool = True) -> Iterator[Tuple[str, object]
         return
     try:
         obj = importlib.import_module(parts[0])
-    except Exception:  # noqa: BLE001 - not importable here: nothing to follow
+    except ImportError:  # not importable here: nothing to follow
         return
     yield parts[0], obj
     for i, part in enumerate(parts[1:], start=2):

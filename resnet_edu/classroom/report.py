@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Sequence, Tuple
 
+from .protocol import Status
+
 CSV_FIELDS = ["student", "notebook", "exercise", "score", "max_score", "status", "feedback",
               "sandbox"]
 FEEDBACK_LIMIT = 1000     # characters of feedback a row keeps (a student's text is theirs,
                           # but the sheet is handed back: bounded and printable)
-# statuses that mean "this notebook could not be graded" (exit status 1)
-NOT_GRADED = ("unreadable", "malformed", "unknown-chapter", "grader-error")
 
 
 @dataclass
@@ -26,7 +26,7 @@ class GradeRow:
     exercise: str
     score: float
     max_score: float
-    status: str   # passed | failed | unsolved | missing | rule | timeout | crashed | error | ...
+    status: Status   # protocol.Status: passed, failed, unsolved, ..., timeout, grader-error
     feedback: str
     sandbox: str = ""   # how the answering process was confined (sandbox.Confinement.name)
 
@@ -82,7 +82,7 @@ def summary_table(rows: Sequence[GradeRow]) -> str:
         for e in exercises:
             r = cell.get((s, e))
             line.append("-" if r is None else
-                        f"{r.score:g}" + ("" if r.status == "passed" else f" ({r.status})"))
+                        f"{r.score:g}" + ("" if r.status == Status.PASSED else f" ({r.status})"))
         line.append(f"{sum(r.score for r in mine):g}/{sum(r.max_score for r in mine):g}")
         table.append(line)
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
@@ -91,4 +91,5 @@ def summary_table(rows: Sequence[GradeRow]) -> str:
 
 
 def some_not_graded(rows: Sequence[GradeRow]) -> bool:
-    return any(r.status in NOT_GRADED for r in rows)
+    """Whether a notebook could not be graded at all (the run then exits 1)."""
+    return any(not Status(r.status).graded for r in rows)

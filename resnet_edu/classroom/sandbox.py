@@ -235,7 +235,7 @@ def _limits(limits: Limits) -> None:
                          (resource.RLIMIT_FSIZE, limits.file_bytes),
                          (resource.RLIMIT_NOFILE, limits.open_files),
                          (resource.RLIMIT_CORE, 0)):
-        soft, hard = resource.getrlimit(which)
+        _soft, hard = resource.getrlimit(which)
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         resource.setrlimit(which, (value, value))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # too large a file: an error, not a death
@@ -280,7 +280,10 @@ def confine(scratch: str, limits: Limits) -> None:
         raise SandboxError("prctl(PR_SET_NO_NEW_PRIVS) failed")
     _drop_capabilities()
     _landlock(os.path.abspath(scratch), landlock_abi())
-    install_filter(os.getpid())
+    try:
+        install_filter(os.getpid())
+    except OSError as exc:
+        raise SandboxError(f"seccomp failed: {exc.strerror}") from None
 
 
 _ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV",

@@ -132,12 +132,12 @@ class _SockFprog(ctypes.Structure):
 
 
 def install_filter(pid: int) -> None:
-    """Install the filter on the calling thread (and so on every thread it starts)."""
-    from .sandbox import SandboxError
-
+    """Install the filter on the calling thread (and so on every thread it starts); an
+    ``OSError`` if the kernel refuses it (``sandbox.confine`` reports it)."""
     code = program(pid, syscalls.machine())
     buf = ctypes.create_string_buffer(code, len(code))
     prog = _SockFprog(len(code) // 8, ctypes.cast(buf, ctypes.c_void_p))
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:    # PR_SET_SECCOMP, MODE_FILTER
-        raise SandboxError(f"seccomp failed: {errno.errorcode.get(ctypes.get_errno(), '?')}")
+        number = ctypes.get_errno()
+        raise OSError(number, errno.errorcode.get(number, "?"))

@@ -17,6 +17,7 @@ import tempfile
 from typing import Optional
 
 from . import hygiene
+from .protocol import Status
 
 STARTUP_TIMEOUT = 180.0       # seconds to start Python and import torch on a busy machine
 MAX_REPLY = 256 * 1024 * 1024  # bytes: a larger reply is refused
@@ -26,7 +27,7 @@ class WorkerGone(BaseException):
     """The answering process hung, died or broke the protocol. A ``BaseException``, so
     that a check's ``except Exception`` cannot turn it into ordinary feedback."""
 
-    def __init__(self, status: str, feedback: str):
+    def __init__(self, status: Status, feedback: str):
         super().__init__(feedback)
         self.status, self.feedback = status, feedback
 
@@ -108,10 +109,12 @@ def start_server() -> None:
 class Worker:
     """One answering process."""
 
-    def __init__(self, threads: Optional[int] = None, confinement=None):
+    def __init__(self, threads: Optional[int] = None, confinement=None,
+                 reaper: Optional[hygiene.Reaper] = None):
         from .kernel import serve
         from .sandbox import Confinement
 
+        self.reaper = reaper or hygiene.Reaper()   # the grading run's (its own outside one)
         self.cwd = tempfile.mkdtemp(prefix="resnet_edu-answer-")
         ctx = context()
         self.conn, theirs = ctx.Pipe(duplex=True)
@@ -120,7 +123,7 @@ class Worker:
                                 daemon=True)
         self.proc.start()
         theirs.close()
-        hygiene.register_worker(self.proc.pid)
+        self.reaper.register(self.proc.pid)
         self.first = True
 
     def request(self, op: str, timeout: float, **fields) -> dict:
@@ -139,7 +142,7 @@ class Worker:
             raise self._gone() from None
         if not ready:
             self.close()
-            raise WorkerGone("timeout", timeout_feedback(timeout))
+            raise WorkerGone(Status.TIMEOUT, timeout_feedback(timeout))
         try:
             payload = self.conn.recv_bytes(MAX_REPLY)
         except (EOFError, OSError):
@@ -150,12 +153,12 @@ class Worker:
             reply = None
         if not isinstance(reply, dict) or reply.get("nonce") != nonce:
             self.close()
-            raise WorkerGone("error", "the process running your code sent the grader a reply "
+            raise WorkerGone(Status.ERROR, "the process running your code sent the grader a reply "
                                       "it cannot read (does your code write to streams it "
                                       "does not own?)")
         if "unconfined" in reply:
             self.close()
-            raise WorkerGone("grader-error", "the grader could not confine the process that "
+            raise WorkerGone(Status.GRADER_ERROR, "the grader could not confine the process that "
                              f"runs answers ({str(reply['unconfined'])[:200]}), so it ran none; "
                              "your teacher will look at it")
         return reply
@@ -164,11 +167,11 @@ class Worker:
         self.proc.join(5)
         code = self.proc.exitcode
         self.close()
-        return WorkerGone("crashed", explain_exit(code) + ".")
+        return WorkerGone(Status.CRASHED, explain_exit(code) + ".")
 
     def close(self) -> None:
         """Kill the process and everything it started; remove its folder."""
-        hygiene.kill_tree(self.proc.pid)
+        self.reaper.kill_tree(self.proc.pid)
         self.proc.join(10)
         self.conn.close()
         shutil.rmtree(self.cwd, ignore_errors=True)

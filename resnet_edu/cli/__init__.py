@@ -16,6 +16,7 @@ import os
 import sys
 from typing import List, Optional
 
+from .. import debug
 from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, CommandError
 
 # name -> (module, one-line description)
@@ -73,8 +74,9 @@ def usage() -> str:
     lines = ["usage: python -m resnet_edu COMMAND [options]", "", "commands:"]
     for name, (_, text) in COMMANDS.items():
         lines.append(f"  {name:<{width}}  {text}")
-    lines += ["", "Run 'python -m resnet_edu COMMAND --help' for a command's options.", "",
-              EXIT_CODES]
+    lines += ["", "Run 'python -m resnet_edu COMMAND --help' for a command's options.",
+              f"--debug (any command; or {debug.DEBUG_VARIABLE}=1): print the traceback behind "
+              "an error", "", EXIT_CODES]
     return "\n".join(lines)
 
 
@@ -90,9 +92,17 @@ def _run_command(name: str, argv: List[str]) -> int:
     return int(module.run(args) or EXIT_OK)
 
 
+def _take_debug(argv: List[str]) -> List[str]:
+    """``argv`` without ``--debug`` (before ``--``, anywhere), which turns tracebacks on."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--debug" in argv[:end]:
+        debug.enable()
+    return [a for a in argv[:end] if a != "--debug"] + argv[end:]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one command; return its exit code (0 ok, 1 findings or a failed run, 2 usage)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _take_debug(list(sys.argv[1:] if argv is None else argv))
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return EXIT_OK
@@ -104,7 +114,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _run_command(name, rest)
     except CommandError as exc:
         if _prints_here(exc):
+            debug.print_traceback(exc)        # --debug: what the one line stands for
             print(f"error: {exc.message}", file=sys.stderr)
         else:
             _let_rank_zero_report()
         return exc.code
+
+
+def cli_check(argv: List[str]) -> int:
+    """``python -m resnet_edu check ARGV...`` from Python (chapter 5 calls it in a cell);
+    returns the exit status (0 ok, 1 problems found, 2 usage or bad input)."""
+    return main(["check", *argv])

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable, Sequence, TypeVar
+import re
+from typing import Callable, Sequence, Tuple, TypeVar
 
 from .errors import EXIT_USAGE, CommandError
 
@@ -77,3 +78,25 @@ def check_input_values(shape: Sequence[int], option: str) -> None:
 def fraction(text: str) -> float:
     """A number in [0, 1)."""
     return _number(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def parse_shape(text: str) -> Tuple[int, ...]:
+    """``'2,16,8,8'``, ``'2x16x8x8'`` or ``'(2, 16, 8, 8)'`` -> ``(2, 16, 8, 8)``: the one
+    grammar of a tensor shape on the command line; a ``ValueError`` if a part is not an
+    integer or there is none (what a shape must be besides is the caller's to say)."""
+    parts = [p for p in re.split(r"[,x\s]+", text.strip().strip("()[]")) if p]
+    if not parts:
+        raise ValueError(f"no shape in {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def image_batch_shape(text: str) -> Tuple[int, ...]:
+    """An N,C,H,W shape (:func:`parse_shape`'s grammar): four positive integers."""
+    try:
+        size = parse_shape(text)
+    except ValueError:
+        size = ()
+    if len(size) != 4 or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"expected four integers N,C,H,W (all positive), "
+                                         f"got {text!r}")
+    return size

@@ -16,7 +16,6 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import pkgutil
-import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -28,7 +27,7 @@ from ..diagnostics import check_block
 from ..diagnostics.check import validate
 from ..diagnostics.usercode import UserCodeError, call_user, quiet
 from ..diagnostics.words import first_line
-from .argtypes import MAX_SEED, check_input_values, seed
+from .argtypes import MAX_SEED, check_input_values, parse_shape, seed
 from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, CommandError
 from .paths import input_file
 
@@ -76,11 +75,10 @@ def parse_call_args(tokens: Sequence[str]) -> Tuple[list, dict]:
     return [value(a) for a in call.args], {k.arg: value(k.value) for k in call.keywords}
 
 
-def parse_shape(text: str) -> Tuple[int, ...]:
-    """'2,16,8,8', '2x16x8x8' or '(2, 16, 8, 8)' -> (2, 16, 8, 8)."""
-    parts = [p for p in re.split(r"[,x\s]+", text.strip().strip("()[]")) if p]
+def input_shape(text: str) -> Tuple[int, ...]:
+    """The ``--input-shape`` (any rank: ``validate`` checks it against the block's layers)."""
     try:
-        return tuple(int(p) for p in parts)
+        return parse_shape(text)
     except ValueError:
         raise CommandError(f"--input-shape must be integers like 2,16,8,8; got {text!r}",
                            EXIT_USAGE) from None
@@ -187,7 +185,7 @@ def _build(cls: type, args: list, kwargs: dict) -> nn.Module:
 
 
 def run(args: argparse.Namespace) -> int:
-    shape = parse_shape(args.input_shape)
+    shape = input_shape(args.input_shape)
     check_input_values(shape, "--input-shape")
     call_args, call_kwargs = parse_call_args(args.args)
     block = _build(load_class(args.target), call_args, call_kwargs)

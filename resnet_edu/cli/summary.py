@@ -2,24 +2,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Tuple
 
-from .argtypes import MAX_CLASSES, check_input_values, int_at_most
+from .argtypes import MAX_CLASSES, check_input_values, image_batch_shape, int_at_most
 from .errors import EXIT_OK, EXIT_USAGE, CommandError
 
 DESCRIPTION = "Print a per-stage table (output shape, parameters, MACs) of a model."
-
-
-def _shape(text: str) -> Tuple[int, ...]:
-    """``"1,3,32,32"`` -> ``(1, 3, 32, 32)``; anything but four positive integers is refused."""
-    try:
-        size = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        size = ()
-    if len(size) != 4 or min(size) < 1:
-        raise argparse.ArgumentTypeError(f"expected four integers N,C,H,W (all positive), "
-                                         f"got {text!r}")
-    return size
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,14 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-classes", type=int_at_most(MAX_CLASSES, "a number of classes"),
                         default=None,
                         help="outputs of the last layer (default: 1000 ImageNet, 10 CIFAR)")
-    parser.add_argument("--input-size", type=_shape, default=None, metavar="N,C,H,W",
+    parser.add_argument("--input-size", type=image_batch_shape, default=None, metavar="N,C,H,W",
                         help="input shape (default: 1,3,224,224 ImageNet, 1,3,32,32 CIFAR)")
     parser.add_argument("--stride-on", choices=["3x3", "1x1"], default=None,
                         help="bottleneck stride placement: 3x3 (torchvision) or 1x1 (the paper)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models import MODEL_NAMES, default_input_size, get_model
+    from ..models import BOTTLENECK_MODELS, MODEL_NAMES, default_input_size, get_model
     from ..stats import format_summary, summarize
 
     if args.model not in MODEL_NAMES:
@@ -47,9 +34,9 @@ def run(args: argparse.Namespace) -> int:
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
     if args.stride_on is not None:
-        if not args.model.startswith("resnet") or int(args.model[6:]) not in (50, 101, 152):
-            raise CommandError("--stride-on applies to the bottleneck models resnet50/101/152 "
-                               "only", EXIT_USAGE)
+        if args.model not in BOTTLENECK_MODELS:
+            raise CommandError(f"--stride-on applies to the bottleneck models "
+                               f"{'/'.join(BOTTLENECK_MODELS)} only", EXIT_USAGE)
         kwargs["stride_on"] = args.stride_on
     try:
         model = get_model(args.model, **kwargs)

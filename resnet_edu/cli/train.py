@@ -138,8 +138,8 @@ def _check_device_and_options(args: argparse.Namespace):
 
 def _settle(args: argparse.Namespace):
     """Read the run to resume (if any) and fill the flags left unset."""
-    from . import resume
     from ..train import distributed
+    from . import resume
 
     resumed = None
     if args.resume is not None:
@@ -275,8 +275,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, plan: Plan) -> int:
-    from . import resume
     from ..train import NonFiniteLossError, distributed, evaluate, fit
+    from . import resume
 
     config = _with_warmup(plan.config, plan.loaders)
     say = print if distributed.is_main_process() else (lambda *a, **k: None)   # rank 0 only

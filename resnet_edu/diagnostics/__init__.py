@@ -52,19 +52,10 @@ He et al., "Identity Mappings in Deep Residual Networks" (2016).
 """
 from __future__ import annotations
 
-from typing import List, Optional
-
-from .check import DEBUG_VARIABLE, check_block
+from ..debug import DEBUG_VARIABLE
+from .check import check_block
 from .report import PROBLEM_KINDS, BlockReport, Problem, ProblemKind
 
-__all__ = ["Problem", "ProblemKind", "BlockReport", "check_block", "cli_check",
+__all__ = ["Problem", "ProblemKind", "BlockReport", "check_block",
            "PROBLEM_KINDS", "DEBUG_VARIABLE"]
 
-
-def cli_check(argv: List[str], prog: Optional[str] = None) -> int:
-    """``python -m resnet_edu check ARGV...`` from Python (chapter 5 calls it in a cell);
-    returns the exit status (0 ok, 1 problems found, 2 usage or bad input). ``prog`` is
-    accepted for compatibility and ignored: the command is always named the same."""
-    from ..cli import main  # the command line's one dispatcher, errors and exit codes
-
-    return main(["check", *argv])

@@ -1,22 +1,18 @@
 """``check_block``: validate the arguments, observe the block, run the rules, report."""
 from __future__ import annotations
 
-import os
 from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
+from ..debug import debugging
 from .observe import Observation, observe
 from .prepared import materialized, native, randn
 from .report import BlockReport, Problem, ProblemKind, in_report_order
 from .rules import run_rules
 from .usercode import quiet
 from .words import first_line
-
-#: set this environment variable to 1 to let a bug in the checker raise (with its traceback)
-#: instead of becoming the report's "check_block could not finish" line
-DEBUG_VARIABLE = "RESNET_EDU_DEBUG"
 
 # how many spatial dimensions the input of each kind of layer has (the lazy layers are
 # subclasses of their eager twins, except the lazy normalisations, listed here)
@@ -26,10 +22,6 @@ _SPATIAL = {1: (nn.Conv1d, nn.ConvTranspose1d),
             3: (nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d, nn.LazyBatchNorm3d,
                 nn.InstanceNorm3d, nn.LazyInstanceNorm3d)}
 _LAYOUT = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
-
-
-def _debugging() -> bool:
-    return os.environ.get(DEBUG_VARIABLE, "").strip() not in ("", "0")
 
 
 def _spatial_dims(block: nn.Module) -> Optional[int]:
@@ -101,7 +93,7 @@ def check_block(block: nn.Module, input_shape: Sequence[int], *, seed: int = 0) 
             obs = observe(block, shape, seed)
             problems, notes = run_rules(obs)
         except Exception as exc:  # a defect of the checker, not of the block: say so plainly
-            if _debugging():
+            if debugging():   # RESNET_EDU_DEBUG=1 or --debug: the checker's bug raises
                 raise
             problems, notes = [_could_not_finish(exc)], []
     output = obs.first.output if obs is not None else None

@@ -5,15 +5,13 @@ here runs the block.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from torch import nn
 
 from ..compat import STATS_NORM_TYPES
 from .recorder import Call, has_params
-
-if TYPE_CHECKING:  # only for the annotations: observe imports this module
-    from .observe import GradientRun
+from .runs import GradientRun
 
 
 def is_norm(module: nn.Module) -> bool:
@@ -23,7 +21,7 @@ def is_norm(module: nn.Module) -> bool:
                       + ((rms,) if rms else ()))
 
 
-def usage(run: "GradientRun") -> Dict[Call, Optional[bool]]:
+def usage(run: GradientRun) -> Dict[Call, Optional[bool]]:
     """For every call below the block: does its result reach the output?
     None: cannot tell (none of its outputs is tracked by autograd)."""
     result: Dict[Call, Optional[bool]] = {}
@@ -33,7 +31,7 @@ def usage(run: "GradientRun") -> Dict[Call, Optional[bool]]:
     return result
 
 
-def calls_by_name(run: "GradientRun") -> Dict[str, List[Call]]:
+def calls_by_name(run: GradientRun) -> Dict[str, List[Call]]:
     """The calls of each registered submodule, by its name."""
     by_name: Dict[str, List[Call]] = {}
     for c in run.inner:
@@ -42,7 +40,7 @@ def calls_by_name(run: "GradientRun") -> Dict[str, List[Call]]:
     return by_name
 
 
-def state(run: "GradientRun", name: str) -> Optional[str]:
+def state(run: GradientRun, name: str) -> Optional[str]:
     """'discarded' (every call's result thrown away), 'detached' (never tracked by
     autograd), 'used', or None for a module that was never called."""
     calls = calls_by_name(run).get(name)
@@ -57,19 +55,19 @@ def state(run: "GradientRun", name: str) -> Optional[str]:
     return "used"
 
 
-def discarded_modules(run: "GradientRun") -> List[str]:
+def discarded_modules(run: GradientRun) -> List[str]:
     """Registered modules whose every result is thrown away."""
     return [name for name in calls_by_name(run) if state(run, name) == "discarded"]
 
 
-def used_weight_holders(run: "GradientRun") -> List[str]:
+def used_weight_holders(run: GradientRun) -> List[str]:
     """Registered layers with their own parameters whose result reaches the output."""
     used = usage(run)
     return list(dict.fromkeys(c.name for c in run.inner if c.registered and used[c]
                               and has_params(c.module, recurse=False)))
 
 
-def weight_layers(run: "GradientRun") -> List[str]:
+def weight_layers(run: GradientRun) -> List[str]:
     """Registered layers with their own weights that are not normalisations
     (convolutions, linear layers): the layers a residual branch is made of."""
     return list(dict.fromkeys(c.name for c in run.inner if c.registered and

@@ -8,7 +8,6 @@ parameters are perturbed on the copy before the numbers are compared.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import List, Mapping, Optional, Sequence, Tuple
 
@@ -19,41 +18,9 @@ from ..compat import BATCHNORM_TYPES, accumulated_variable
 from . import dataflow, explain
 from .prepared import native, prepared, randn, trainable
 from .recorder import Call, Recorder
+from .runs import GradientRun, Grads
 from .usercode import UserCodeError, call_user
 from .wiring import influences
-
-Grads = Mapping[str, Optional[torch.Tensor]]  # parameter name -> gradient (None: unconnected)
-
-
-def _empty():
-    return field(default_factory=lambda: MappingProxyType({}))
-
-
-@dataclass(frozen=True, eq=False)
-class GradientRun:
-    """One training-mode forward and backward pass on a copy in ``dtype``."""
-
-    dtype: torch.dtype
-    crash: Optional[str]                   # the forward pass crashed (nothing else is set)
-    backward_crash: Optional[str] = None   # autograd raised; connectivity read off the graph
-    calls: Tuple[Call, ...] = ()           # the block's own call first
-    modules: Mapping[str, nn.Module] = _empty()
-    grads: Grads = _empty()    # every floating-point parameter, in order
-    x_grad: Optional[torch.Tensor] = None
-    reaches: Mapping[int, bool] = _empty()  # id(tensor seen by a call) -> reaches
-    output: Optional[torch.Tensor] = None  # detached
-    x: Optional[torch.Tensor] = None       # detached
-    bn_before: Mapping[str, Tuple[torch.Tensor, ...]] = _empty()
-    bn_after: Mapping[str, Tuple[torch.Tensor, ...]] = _empty()
-    eval_grads: Optional[Grads] = None     # the same in eval mode (no dropout); None: failed
-    eval_output: Optional[torch.Tensor] = None
-    eval_x: Optional[torch.Tensor] = None
-    moved_grads: Optional[Grads] = None    # with every parameter moved; None: failed
-    influences: Mapping[str, bool] = _empty()  # discarded layer -> changes output
-
-    @property
-    def inner(self) -> Tuple[Call, ...]:
-        return self.calls[1:]
 
 
 def graph_connectivity(root: torch.Tensor, tensors: Sequence[torch.Tensor]) -> list:

@@ -24,9 +24,10 @@ from torch import nn
 
 from ..compat import tensor_version
 from . import explain
-from .gradients import GradientRun, gradient_run
+from .gradients import gradient_run
 from .prepared import native, prepared, randn
 from .recorder import Call, Recorder, has_params
+from .runs import GradientRun
 from .usercode import UserCodeError, call_user
 from .wiring import SkipProbe, probe_skip
 

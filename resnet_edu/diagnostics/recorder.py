@@ -40,7 +40,7 @@ class Call:
     registered: bool           # a submodule of the block (not created in forward)
     index: int                 # 1 for the module's first call, 2 for its second, ...
     total: int                 # how many times the module was called in the pass
-    parent: Optional["Call"]   # the call this one happened inside (None: the block itself)
+    parent: Optional[Call]   # the call this one happened inside (None: the block itself)
     inputs: Tuple[torch.Tensor, ...]
     input_versions: Tuple[int, ...]
     receives_x: bool           # the block's input tensor itself was passed in
@@ -61,7 +61,7 @@ class _Open:  # a call being recorded; frozen into a Call when the pass is over
     name: str
     registered: bool
     index: int
-    parent: Optional["_Open"]
+    parent: Optional[_Open]
     inputs: List[torch.Tensor]
     input_versions: List[int]
     x_version_before: int
@@ -83,7 +83,7 @@ class Recorder:
         self._handles = []
         self.calls: Tuple[Call, ...] = ()
 
-    def __enter__(self) -> "Recorder":
+    def __enter__(self) -> Recorder:
         hooks = torch.nn.modules.module
         self._handles = [hooks.register_module_forward_pre_hook(self._pre),
                          hooks.register_module_forward_hook(self._post)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -23,10 +23,8 @@ from torch import nn
 from . import dataflow
 from .prepared import native, prepared, randn
 from .recorder import tensors_in
+from .runs import GradientRun
 from .usercode import UserCodeError, call_user
-
-if TYPE_CHECKING:
-    from .gradients import GradientRun
 
 Captured = Dict[Tuple[str, int], torch.Tensor]  # (layer, call index) -> the input it got
 
@@ -71,9 +69,9 @@ def run_zeroed(block, dtype, seed: int, x: torch.Tensor, zero: Sequence[str] = (
     """Eval-mode output with the ``zero`` layers' outputs zeroed, and the inputs the
     ``capture`` layers received. Raises UserCodeError when the block raises."""
     captured: Captured = {}
-    with prepared(block, dtype=dtype, training=False, perturb_seed=seed + 1) as work:
-        with _hooks(work, zero, capture, captured), torch.no_grad():
-            out = call_user(work, x.clone())
+    with prepared(block, dtype=dtype, training=False, perturb_seed=seed + 1) as work, \
+            _hooks(work, zero, capture, captured), torch.no_grad():
+        out = call_user(work, x.clone())
     return out, captured
 
 
@@ -127,7 +125,7 @@ def _first_layers(block, dtype, seed, layers: List[str], x1, x2) -> List[str]:
     return [n for n in layers if any(differ(c1[k], c2.get(k)) for k in c1 if k[0] == n)]
 
 
-def probe_skip(block, shape, seed: int, run: "GradientRun") -> Optional[SkipProbe]:
+def probe_skip(block, shape, seed: int, run: GradientRun) -> Optional[SkipProbe]:
     """Zero the branch's first layers one at a time until x reaches the output around
     one of them. None when there is nothing to probe or the block cannot be probed."""
     used = dataflow.used_weight_holders(run)

@@ -27,13 +27,22 @@ itself (the verdict needs the check *and* the probe).
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 import traceback
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Tuple
 
-from ._kit import NO_RULES, ModuleProbe, Rules, isolated_random_state
+from ._kit import (
+    NO_RULES,
+    FunctionCheck,
+    ModuleProbe,
+    Rules,
+    isolated_random_state,
+    run_function_check,
+    salt_of,
+)
 
 
 @dataclass
@@ -70,6 +79,7 @@ class Exercise:
     observe: bool = False           # the grader calls the objects remotely (see above)
     rules: Rules = NO_RULES         # what the answer may not use
     probe: Optional[ModuleProbe] = None   # the grader's own test of a class (see above)
+    spec: Optional[FunctionCheck] = None  # a declared function exercise (declare_function)
 
 
 REGISTRY: Dict[str, Exercise] = {}
@@ -78,7 +88,7 @@ _LOADED = False
 
 def register(exercise_id: str, names: Tuple[str, ...] | list, title: str = "", *,
              points: float = 1.0, observe: bool = False, rules: Rules = NO_RULES,
-             probe: Optional[ModuleProbe] = None):
+             probe: Optional[ModuleProbe] = None, spec: Optional[FunctionCheck] = None):
     """Decorator: register ``func(*objects)`` as the check of ``exercise_id``.
 
     The function returns a :class:`Feedback` (or a ``(passed, message)`` pair).
@@ -96,9 +106,18 @@ def register(exercise_id: str, names: Tuple[str, ...] | list, title: str = "", *
             raise ValueError(f"exercise {exercise_id!r}: an observe check calls the objects "
                              f"from the grader already; a probe is for in-process checks")
         REGISTRY[exercise_id] = Exercise(exercise_id, tuple(names), func, title,
-                                         float(points), bool(observe), rules, probe)
+                                         float(points), bool(observe), rules, probe, spec)
         return func
     return decorate
+
+
+def declare_function(exercise_id: str, spec: FunctionCheck, name: str, title: str, *,
+                     points: float = 1.0, rules: Rules = NO_RULES) -> None:
+    """A function exercise in one declaration: its :class:`~._kit.FunctionCheck`, run by
+    :func:`~._kit.run_function_check` in the notebook and, through the grader's stand-in
+    for the student's function, by the grader (``observe``). The tests find it here."""
+    register(exercise_id, [name], title, points=points, observe=True, rules=rules,
+             spec=spec)(functools.partial(run_function_check, spec))
 
 
 def _load_all() -> None:
@@ -152,9 +171,9 @@ def check(exercise_id: str, *objects, seed: Optional[int] = None) -> Feedback:
         raise ValueError(f"check({exercise_id!r}, ...) expects {len(ex.names)} object(s): "
                          f"{', '.join(ex.names)}; got {len(objects)}")
     try:
-        with isolated_random_state(seed):
-            result = ex.func(*objects)
-    except Exception as exc:  # the student's code failed inside the check
+        with isolated_random_state():
+            result = ex.func(*objects, salt=salt_of(seed))
+    except Exception as exc:  # noqa: BLE001 - the student's code may raise anything: feedback
         if _is_not_implemented(exc):
             return Feedback(exercise_id, False, "not solved yet: replace the "
                             "`raise NotImplementedError` in the exercise cell with your code.",

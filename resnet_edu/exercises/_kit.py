@@ -1,9 +1,10 @@
 """The shared kit of the exercise checks: seeds, rules, cases and known mistakes.
 
 - **Seeds.** A check draws its inputs from :func:`generator` (or reseeds with
-  :func:`manual_seed`). In a notebook the seed is fixed, so a check prints the same
-  sentence every time; the grader passes a seed drawn at grading time
-  (``check(..., seed=...)``), so a submission cannot know the inputs in advance.
+  :func:`manual_seed`), with the ``salt`` argument ``check`` passes it. In a notebook the
+  salt is 0, so a check prints the same sentence every time; the grader passes a seed
+  drawn at grading time (``check(..., seed=...)``, the salt :func:`salt_of` it), so a
+  submission cannot know the inputs in advance. No hidden state: the salt is an argument.
   :func:`isolated_random_state` keeps a check from changing the student's global
   random state (torch, Python, NumPy).
 - **Rules.** :class:`Rules` says what an answer may not use (calls, imports, base
@@ -22,11 +23,10 @@
   answer, compares it with the reference and, on a mismatch, names the first matching
   known mistake. It only calls the function with tensors and numbers and reads the
   answer back, so it runs unchanged on the grader's stand-in (``observe=True``). The
-  check registered for the exercise is then one line::
+  exercise is then one declaration (``resnet_edu.exercises.declare_function``)::
 
-      @register("ch01-conv2d-by-hand", names=["conv2d_by_hand"], observe=True)
-      def _check_conv2d_by_hand(conv2d_by_hand):
-          return run_function_check(CONV2D_BY_HAND, conv2d_by_hand)
+      declare_function("ch01-conv2d-by-hand", CONV2D_BY_HAND, "conv2d_by_hand",
+                       "Conv2d by hand", rules=Rules(...))
 - **Probes.** :class:`ModuleProbe` declares, beside a class exercise's check, a reference
   module the grader builds in its own process: the grader runs the student's class in
   the answering process on weights and inputs it draws at grading time and compares
@@ -37,51 +37,47 @@ from __future__ import annotations
 
 import contextlib
 import random
-import threading
 from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
-_state = threading.local()          # the salt of the check running on this thread
+
+def salt_of(seed: Optional[int]) -> int:
+    """The salt a check gets for a grading run's ``seed`` (None, in a notebook: 0)."""
+    return 0 if seed is None else int(seed) % (2 ** 31)
 
 
-def _salt() -> int:
-    return getattr(_state, "salt", 0)
+def mixed(seed: int, salt: int = 0) -> int:
+    """``seed`` combined with the check's ``salt`` (0 in a notebook: the book's inputs)."""
+    return (int(seed) * 1_000_003 + int(salt)) % (2 ** 63 - 1)
 
 
-def mixed(seed: int) -> int:
-    """``seed`` combined with the current check's salt (0 outside the grader)."""
-    return (int(seed) * 1_000_003 + _salt()) % (2 ** 63 - 1)
+def generator(seed: int, salt: int = 0) -> torch.Generator:
+    """A CPU generator for a check's inputs: ``seed`` fixes them in a notebook; the salt
+    that ``check`` passes to the check (drawn per grading run) makes them fresh."""
+    return torch.Generator().manual_seed(mixed(seed, salt))
 
 
-def generator(seed: int) -> torch.Generator:
-    """A CPU generator for a check's inputs: fixed in a notebook, fresh at grading time."""
-    return torch.Generator().manual_seed(mixed(seed))
-
-
-def manual_seed(seed: int) -> None:
+def manual_seed(seed: int, salt: int = 0) -> None:
     """Reseed torch's global generator (inside a check, whose state is restored after)."""
-    torch.manual_seed(mixed(seed))
+    torch.manual_seed(mixed(seed, salt))
 
 
 @contextlib.contextmanager
-def isolated_random_state(seed: Optional[int]) -> Iterator[None]:
-    """Run a check with its own salt; restore torch's, Python's and NumPy's global state."""
-    previous = _salt()
+def isolated_random_state() -> Iterator[None]:
+    """Restore torch's, Python's and NumPy's global random state after a check."""
     py_state = random.getstate()
     try:
         import numpy as np
         np_state = np.random.get_state()
     except ImportError:  # numpy is optional for the kit
         np, np_state = None, None
-    _state.salt = 0 if seed is None else int(seed) % (2 ** 31)
     try:
         with torch.random.fork_rng(devices=[]):
             yield
     finally:
-        _state.salt = previous
         random.setstate(py_state)
         if np is not None:
             np.random.set_state(np_state)
@@ -298,11 +294,11 @@ def _case_problem(spec: FunctionCheck, function, case, args: tuple) -> Optional[
     return f"{where}: {problem}" if problem else None
 
 
-def run_function_check(spec: FunctionCheck, function) -> Tuple[bool, str]:
-    """Run ``spec`` on the student's ``function``: ``(passed, message)``, the first failing
-    case's feedback or ``spec.success``. Exceptions of the function propagate to
-    ``check()``, which reports them."""
-    inputs = generator(spec.seed)
+def run_function_check(spec: FunctionCheck, function, salt: int = 0) -> Tuple[bool, str]:
+    """Run ``spec`` on the student's ``function`` (inputs drawn with the check's ``salt``):
+    ``(passed, message)``, the first failing case's feedback or ``spec.success``.
+    Exceptions of the function propagate to ``check()``, which reports them."""
+    inputs = generator(spec.seed, salt)
     for case in spec.cases:
         problem = _case_problem(spec, function, case, tuple(spec.make_inputs(case, inputs)))
         if problem:

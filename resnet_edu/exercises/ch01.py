@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import register
-from ._kit import FunctionCheck, Mistake, Rules, WrongForm, run_function_check
+from . import declare_function
+from ._kit import FunctionCheck, Mistake, Rules, WrongForm
 
 # (N, C_in, H, W, C_out, kH, kW, stride, padding, with_bias): small, then harder
 _CONV_CASES = [
@@ -91,13 +91,11 @@ CONV2D_BY_HAND = FunctionCheck(
             "(batches, several channels, bias, stride and padding).")
 
 
-@register("ch01-conv2d-by-hand", names=["conv2d_by_hand"], title="Conv2d by hand",
-          observe=True, rules=Rules(
-              forbidden=("torch.nn.functional.conv", "torch.conv", "torch.nn.Conv",
-                         "torch.nn.modules.conv", "torch.nn.functional.unfold",
-                         "torch.nn.Unfold", "torch.nn.grad", "torch.nn.LazyConv",
-                         "torch.mkldnn_", "torch.cudnn_", "torch.miopen_"),
-              why="Do not call `F.conv2d`, `nn.Conv2d` or another convolution of PyTorch: "
-                  "compute the convolution yourself."))
-def _check_conv2d_by_hand(conv2d_by_hand):
-    return run_function_check(CONV2D_BY_HAND, conv2d_by_hand)
+declare_function("ch01-conv2d-by-hand", CONV2D_BY_HAND, "conv2d_by_hand", "Conv2d by hand",
+                 rules=Rules(
+                     forbidden=("torch.nn.functional.conv", "torch.conv", "torch.nn.Conv",
+                                "torch.nn.modules.conv", "torch.nn.functional.unfold",
+                                "torch.nn.Unfold", "torch.nn.grad", "torch.nn.LazyConv",
+                                "torch.mkldnn_", "torch.cudnn_", "torch.miopen_"),
+                     why="Do not call `F.conv2d`, `nn.Conv2d` or another convolution of PyTorch: "
+                         "compute the convolution yourself."))

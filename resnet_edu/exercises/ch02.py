@@ -12,8 +12,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from . import register
-from ._kit import FunctionCheck, Mistake, Rules, WrongForm, run_function_check
+from . import declare_function
+from ._kit import FunctionCheck, Mistake, Rules, WrongForm
 
 # (N, C, H, W, training, momentum, eps, channel scales)
 _BN_CASES = [
@@ -186,20 +186,18 @@ BATCHNORM_BY_HAND = FunctionCheck(
             "(output and running statistics, training and evaluation mode).")
 
 
-@register("ch02-batchnorm-by-hand", names=["batchnorm_by_hand"], title="BatchNorm by hand",
-          observe=True, rules=Rules(
-              forbidden=("torch.nn.functional.batch_norm", "torch.batch_norm",
-                         "torch.native_batch_norm", "torch.nn.BatchNorm", "torch.nn.LazyBatchNorm",
-                         "torch.nn.modules.batchnorm", "torch.nn.SyncBatchNorm",
-                         # the other normalisations compute batch norm on a reshaped input
-                         "torch.nn.functional.instance_norm", "torch.instance_norm",
-                         "torch.nn.functional.group_norm", "torch.group_norm",
-                         "torch.nn.functional.layer_norm", "torch.layer_norm",
-                         "torch.native_layer_norm", "torch.native_group_norm",
-                         "torch.cudnn_batch_norm", "torch.miopen_batch_norm",
-                         "torch.nn.InstanceNorm", "torch.nn.GroupNorm", "torch.nn.LayerNorm",
-                         "torch.nn.modules.normalization", "torch.nn.modules.instancenorm"),
-              why="Do not call `F.batch_norm`, `nn.BatchNorm2d` or another normalisation of "
-                  "PyTorch."))
-def _check_batchnorm_by_hand(batchnorm_by_hand):
-    return run_function_check(BATCHNORM_BY_HAND, batchnorm_by_hand)
+declare_function("ch02-batchnorm-by-hand", BATCHNORM_BY_HAND, "batchnorm_by_hand", "BatchNorm by hand",
+                 rules=Rules(
+                     forbidden=("torch.nn.functional.batch_norm", "torch.batch_norm",
+                                "torch.native_batch_norm", "torch.nn.BatchNorm", "torch.nn.LazyBatchNorm",
+                                "torch.nn.modules.batchnorm", "torch.nn.SyncBatchNorm",
+                                # the other normalisations compute batch norm on a reshaped input
+                                "torch.nn.functional.instance_norm", "torch.instance_norm",
+                                "torch.nn.functional.group_norm", "torch.group_norm",
+                                "torch.nn.functional.layer_norm", "torch.layer_norm",
+                                "torch.native_layer_norm", "torch.native_group_norm",
+                                "torch.cudnn_batch_norm", "torch.miopen_batch_norm",
+                                "torch.nn.InstanceNorm", "torch.nn.GroupNorm", "torch.nn.LayerNorm",
+                                "torch.nn.modules.normalization", "torch.nn.modules.instancenorm"),
+                     why="Do not call `F.batch_norm`, `nn.BatchNorm2d` or another normalisation of "
+                         "PyTorch."))

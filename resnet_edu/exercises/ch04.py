@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.autograd.functional import jacobian
 
-from . import register
-from ._kit import FunctionCheck, Mistake, Rules, WrongForm, run_function_check
+from . import declare_function
+from ._kit import FunctionCheck, Mistake, Rules, WrongForm
 
 EXERCISE = "ch04-stack-jacobian"
 # (blocks, channels, height, width): one block first, where the order cannot matter yet
@@ -161,11 +161,9 @@ STACK_JACOBIAN = FunctionCheck(
             "for all 4 random stacks of 1 to 3 blocks.")
 
 
-@register(EXERCISE, names=["stack_jacobian"], title="The Jacobian of a stack of blocks",
-          observe=True, rules=Rules(
-              forbidden=("torch.autograd", "torch.func"),
-              forbidden_imports=("torch.autograd", "torch.func", "functorch"),
-              why="Build the Jacobian from J_F and g with tensor operations; do not ask "
-                  "autograd for it."))
-def _check_stack_jacobian(stack_jacobian):
-    return run_function_check(STACK_JACOBIAN, stack_jacobian)
+declare_function(EXERCISE, STACK_JACOBIAN, "stack_jacobian", "The Jacobian of a stack of blocks",
+                 rules=Rules(
+                     forbidden=("torch.autograd", "torch.func"),
+                     forbidden_imports=("torch.autograd", "torch.func", "functorch"),
+                     why="Build the Jacobian from J_F and g with tensor operations; do not ask "
+                         "autograd for it."))

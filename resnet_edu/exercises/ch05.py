@@ -29,8 +29,8 @@ def _short(report) -> str:
             f"problem{'s' if more > 1 else ''}: run check_block(...) to see them all).")
 
 
-def _inputs(shape, seed=0):
-    g = generator(seed)
+def _inputs(shape, seed=0, salt=0):
+    g = generator(seed, salt)
     return torch.randn(shape, generator=g)
 
 
@@ -67,9 +67,9 @@ _FIX_PROBE = ModuleProbe(BasicBlock, (((8, 8), (2, 8, 6, 6)), ((3, 16), (2, 3, 6
 @register("ch05-fix-the-post", names=["FixedResidualBlock"],
           title="Repair the original post's block",
           rules=OWN_BLOCK, probe=_FIX_PROBE)
-def _check_fix_the_post(FixedResidualBlock) -> Feedback:
+def _check_fix_the_post(FixedResidualBlock, *, salt: int = 0) -> Feedback:
     ex = "ch05-fix-the-post"
-    manual_seed(0)
+    manual_seed(0, salt)
     same = FixedResidualBlock(8, 8)
     _run_once(same, (2, 8, 6, 6))
     missing = _needs_attributes(same, ["conv1", "bn1", "conv2", "bn2"], ex)
@@ -80,7 +80,7 @@ def _check_fix_the_post(FixedResidualBlock) -> Feedback:
         return Feedback(ex, False, f"FixedResidualBlock(8, 8): {_short(report)}")
     # the function the post describes: relu(bn2(conv2(relu(bn1(conv1(x))))) + x)
     block = copy.deepcopy(same).eval()
-    x = _inputs((2, 8, 6, 6))
+    x = _inputs((2, 8, 6, 6), salt=salt)
     with torch.no_grad():
         expected = torch.relu(block.bn2(block.conv2(torch.relu(block.bn1(block.conv1(x))))) + x)
         got = block(x)
@@ -126,12 +126,12 @@ class _UnusedShortcut(nn.Module):
 
 @register("ch05-gradient-test", names=["assert_all_parameters_learn"],
           title="A unit test that would have caught the post's bug", observe=True)
-def _check_gradient_test(assert_all_parameters_learn) -> Feedback:
+def _check_gradient_test(assert_all_parameters_learn, *, salt: int = 0) -> Feedback:
     ex = "ch05-gradient-test"
     from ..blocks import Bottleneck
     from ..original import ResidualBlockListing1, ResidualBlockListing2
 
-    manual_seed(0)
+    manual_seed(0, salt)
     must_fail = [("the post's listing 1", ResidualBlockListing1(4, 4),
                   ["conv1.weight", "conv2.weight"]),
                  ("the post's listing 2", ResidualBlockListing2(4, 4),
@@ -193,9 +193,9 @@ def _basic_block(channels: int) -> BasicBlock:
 @register("ch05-find-the-bug", names=["DebuggedBlock"], title="Find the bugs",
           rules=OWN_BLOCK, probe=ModuleProbe(_basic_block, (((8,), (4, 8, 6, 6)),),
                                              "resnet_edu's BasicBlock", rtol=1e-5))
-def _check_find_the_bug(DebuggedBlock) -> Feedback:
+def _check_find_the_bug(DebuggedBlock, *, salt: int = 0) -> Feedback:
     ex = "ch05-find-the-bug"
-    manual_seed(0)
+    manual_seed(0, salt)
     block = DebuggedBlock(8)
     _run_once(block, (2, 8, 6, 6))
     missing = _needs_attributes(block, ["conv1", "bn1", "conv2", "bn2"], ex)
@@ -213,7 +213,7 @@ def _check_find_the_bug(DebuggedBlock) -> Feedback:
                                    "exactly conv1, bn1, conv2 and bn2 (convolutions with "
                                    "bias=False) so your block can be compared with "
                                    "resnet_edu's BasicBlock.")
-    x = _inputs((4, 8, 6, 6), seed=1)
+    x = _inputs((4, 8, 6, 6), seed=1, salt=salt)
     for mode in ("train", "eval"):
         b, r = copy.deepcopy(block), copy.deepcopy(reference)
         getattr(b, mode)()

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from ..blocks import ShortcutA
-from . import register
-from ._kit import FunctionCheck, Mistake, Rules, WrongForm, run_function_check
+from . import declare_function
+from ._kit import FunctionCheck, Mistake, Rules, WrongForm
 
 # (N, C_in, H, W, out_channels, stride): identity first, then growing difficulty
 _SHORTCUT_CASES = [
@@ -159,8 +159,6 @@ SHORTCUT_A = FunctionCheck(
             "(identity, strides 2 and 3, odd sizes) and passes gradients back to x.")
 
 
-@register("ch06-shortcut-a", names=["shortcut_a"], title="Option A by hand", observe=True,
-          rules=Rules(forbidden=("resnet_edu",), forbidden_imports=("resnet_edu",),
-                      why="Use only tensor operations (no `ShortcutA`)."))
-def _check_shortcut_a(shortcut_a):
-    return run_function_check(SHORTCUT_A, shortcut_a)
+declare_function("ch06-shortcut-a", SHORTCUT_A, "shortcut_a", "Option A by hand",
+                 rules=Rules(forbidden=("resnet_edu",), forbidden_imports=("resnet_edu",),
+                             why="Use only tensor operations (no `ShortcutA`)."))

@@ -20,8 +20,8 @@ import torch
 from ..blocks import BasicBlock, Bottleneck
 from ..models import ResNet
 from ..stats import count_parameters
-from . import register
-from ._kit import FunctionCheck, Mistake, Rules, WrongForm, run_function_check
+from . import declare_function
+from ._kit import FunctionCheck, Mistake, Rules, WrongForm
 
 _BLOCKS = (BasicBlock, Bottleneck)
 
@@ -134,15 +134,12 @@ PARAM_COUNT = FunctionCheck(
             "(ResNet-18 to -152 and a few made-up ones).")
 
 
-@register("ch08-param-count", names=["resnet_param_count"],
-          title="ResNet parameters by formula", observe=True,
-          rules=Rules(forbidden=("resnet_edu", "torchvision", "torch.nn", "torch.empty",
-                                 "torch.device", "torch.zeros", "torch.ones", "torch.randn"),
-                      forbidden_imports=("resnet_edu", "torchvision"), no_modules=True,
-                      why="Count the parameters without building any model (not even on "
-                          "the meta device): use the architecture, not `parameters()`."))
-def _check_param_count(resnet_param_count):
-    return run_function_check(PARAM_COUNT, resnet_param_count)
+declare_function("ch08-param-count", PARAM_COUNT, "resnet_param_count", "ResNet parameters by formula",
+                 rules=Rules(forbidden=("resnet_edu", "torchvision", "torch.nn", "torch.empty",
+                                        "torch.device", "torch.zeros", "torch.ones", "torch.randn"),
+                             forbidden_imports=("resnet_edu", "torchvision"), no_modules=True,
+                             why="Count the parameters without building any model (not even on "
+                                 "the meta device): use the architecture, not `parameters()`."))
 
 
 # ------------------------------------------------------------------ ch08-stage-shapes
@@ -214,11 +211,8 @@ STAGE_SHAPES = FunctionCheck(
             "input sizes (odd sizes included).")
 
 
-@register("ch08-stage-shapes", names=["stage_output_shapes"],
-          title="Shapes through the stages", observe=True,
-          rules=Rules(forbidden=("resnet_edu", "torchvision", "torch.nn", "torch.device"),
-                      forbidden_imports=("resnet_edu", "torchvision"), no_modules=True,
-                      why="Compute the shapes without running the model: use the output-size "
-                          "formula."))
-def _check_stage_shapes(stage_output_shapes):
-    return run_function_check(STAGE_SHAPES, stage_output_shapes)
+declare_function("ch08-stage-shapes", STAGE_SHAPES, "stage_output_shapes", "Shapes through the stages",
+                 rules=Rules(forbidden=("resnet_edu", "torchvision", "torch.nn", "torch.device"),
+                             forbidden_imports=("resnet_edu", "torchvision"), no_modules=True,
+                             why="Compute the shapes without running the model: use the output-size "
+                                 "formula."))

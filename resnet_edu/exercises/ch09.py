@@ -12,8 +12,8 @@ import math
 
 import torch
 
-from . import Feedback, register
-from ._kit import FunctionCheck, Mistake, Rules, WrongForm, run_function_check
+from . import Feedback, declare_function, register
+from ._kit import FunctionCheck, Mistake, Rules, WrongForm
 
 
 def _reference_confusion(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int):
@@ -86,13 +86,10 @@ CONFUSION_MATRIX = FunctionCheck(
             f"{len(_CONFUSION_CASES)} cases, including a class that never occurs.")
 
 
-@register("ch09-confusion-matrix", names=["confusion_matrix"], title="A confusion matrix",
-          observe=True,
-          rules=Rules(forbidden=("sklearn", "torchmetrics"),
-                      forbidden_imports=("sklearn", "torchmetrics"),
-                      why="Count the pairs yourself (no scikit-learn)."))
-def _check_confusion_matrix(confusion_matrix):
-    return run_function_check(CONFUSION_MATRIX, confusion_matrix)
+declare_function("ch09-confusion-matrix", CONFUSION_MATRIX, "confusion_matrix", "A confusion matrix",
+                 rules=Rules(forbidden=("sklearn", "torchmetrics"),
+                             forbidden_imports=("sklearn", "torchmetrics"),
+                             why="Count the pairs yourself (no scikit-learn)."))
 
 
 def _reference_lr(iteration: int) -> float:
@@ -108,7 +105,7 @@ _LR_ITERATIONS = (0, 1, 1000, 31_999, 32_000, 32_001, 40_000, 47_999, 48_000, 48
 
 @register("ch09-paper-lr", names=["paper_lr"], title="The paper's learning-rate schedule",
           observe=True)
-def _check_paper_lr(paper_lr) -> Feedback:
+def _check_paper_lr(paper_lr, *, salt: int = 0) -> Feedback:   # no random inputs
     exercise = "ch09-paper-lr"
     for it in _LR_ITERATIONS:
         expected = _reference_lr(it)

@@ -17,8 +17,8 @@ from typing import List
 
 import torch
 
-from . import register
-from ._kit import FunctionCheck, Mistake, WrongForm, run_function_check
+from . import declare_function
+from ._kit import FunctionCheck, Mistake, WrongForm
 
 _NUM_BLOCKS = (2, 3, 9, 27, 54, 0, 1)      # n >= 2 first: there a missing end is visible
 
@@ -61,10 +61,7 @@ PATH_COUNTS = FunctionCheck(
             "paths through k branches.")
 
 
-@register("ch11-path-counts", names=["paths_by_length"], title="Counting paths by length",
-          observe=True)
-def _check_path_counts(paths_by_length):
-    return run_function_check(PATH_COUNTS, paths_by_length)
+declare_function("ch11-path-counts", PATH_COUNTS, "paths_by_length", "Counting paths by length")
 
 
 def _reference_normalise(direction: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -126,7 +123,5 @@ FILTER_NORMALISE = FunctionCheck(
             "weight, and biases and BatchNorm parameters stay.")
 
 
-@register("ch11-filter-normalise", names=["filter_normalise"],
-          title="Filter-normalised directions", observe=True)
-def _check_filter_normalise(filter_normalise):
-    return run_function_check(FILTER_NORMALISE, filter_normalise)
+declare_function("ch11-filter-normalise", FILTER_NORMALISE, "filter_normalise",
+                 "Filter-normalised directions")

@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import register
-from ._kit import FunctionCheck, Mistake, WrongForm, run_function_check
+from . import declare_function
+from ._kit import FunctionCheck, Mistake, WrongForm
 
 EXERCISE = "ch12-block-flops"
 
@@ -106,7 +106,4 @@ BLOCK_FLOPS = FunctionCheck(
             f"convolutions.")
 
 
-@register(EXERCISE, names=["block_training_flops"], title="A block's training FLOPs by hand",
-          observe=True)
-def _check_block_flops(block_training_flops):
-    return run_function_check(BLOCK_FLOPS, block_training_flops)
+declare_function(EXERCISE, BLOCK_FLOPS, "block_training_flops", "A block's training FLOPs by hand")

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from . import register
-from ._kit import FunctionCheck, Mistake, WrongForm, run_function_check
+from . import declare_function
+from ._kit import FunctionCheck, Mistake, WrongForm
 
 EXERCISE = "ch13-combine-batch-stats"
 # (images per process) for each case: equal shards, unequal shards, one big and one tiny
@@ -124,7 +124,5 @@ COMBINE_BATCH_STATS = FunctionCheck(
             "one all-gather of a few numbers per channel.")
 
 
-@register(EXERCISE, names=["combine_batch_stats"],
-          title="SyncBatchNorm's statistics from each process's", observe=True)
-def _check_combine_batch_stats(combine_batch_stats):
-    return run_function_check(COMBINE_BATCH_STATS, combine_batch_stats)
+declare_function(EXERCISE, COMBINE_BATCH_STATS, "combine_batch_stats",
+                 "SyncBatchNorm's statistics from each process's")

@@ -28,6 +28,8 @@ from typing import List, Optional
 
 from .. import conventions
 from ..cli.argtypes import positive_int
+from ..debug import enable as enable_debug
+from ..debug import print_traceback
 from . import stamp
 
 KERNEL_NAME = "python3"
@@ -96,6 +98,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                         help="rewrite the first cell as the canonical setup cell from _config.yml")
     parser.add_argument("--no-execute", action="store_true",
                         help="with --fix-setup: only rewrite the setup cells, do not execute")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback of a failed notebook (RESNET_EDU_DEBUG=1)")
     parser.add_argument("--timeout", type=positive_int, default=300,
                         help="seconds one cell may run (default: 300)")
     return parser
@@ -104,6 +108,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None,
          prog: str = "python -m resnet_edu.tools.execute_notebooks") -> int:
     args = _parser(prog).parse_args(argv)
+    if args.debug:
+        enable_debug()
     root = conventions.checkout_root()
     try:
         notebooks = [p.resolve() for p in args.notebooks] or conventions.book_notebooks(root)
@@ -118,13 +124,14 @@ def main(argv: Optional[List[str]] = None,
     failures, total = 0, 0.0
     for path in notebooks:
         name = path.relative_to(root) if root and path.is_relative_to(root) else path
-        print(f"{str(name):<45} ", end="", flush=True)
+        print(f"{name!s:<45} ", end="", flush=True)
         try:
             seconds = execute_notebook(path, args.timeout, fix_setup=args.fix_setup,
                                        run=not args.no_execute, root=root)
         except Exception as exc:  # noqa: BLE001 -- any failure of one notebook is reported
             failures += 1         # with its cell's error, and the others still run
             print("FAILED (notebook left unchanged)")
+            print_traceback(exc)  # RESNET_EDU_DEBUG=1: where the runner itself failed
             print(f"    {type(exc).__name__}: {str(exc).strip()[-2000:]}", file=sys.stderr)
             continue
         total += seconds

@@ -36,7 +36,8 @@ import re
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
-METADATA_KEY = "resnet_edu"
+from ..conventions import METADATA_KEY
+
 STAMP_KEY = "inputs"
 PACKAGE = "resnet_edu"
 NOT_INPUTS = ("classroom", "tools")          # package folders no notebook's output depends on

@@ -16,8 +16,16 @@ Modules (one idea each):
 References: He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition",
 CVPR 2016 (arXiv:1512.03385), sections 3.4 and 4.2.
 """
-from .config import (LR_SCALINGS, PRECISIONS, SCHEDULES, TrainConfig, check_config,
-                     digits_config, learning_rate, paper_cifar10_config)
+from .config import (
+                     LR_SCALINGS,
+                     PRECISIONS,
+                     SCHEDULES,
+                     TrainConfig,
+                     check_config,
+                     digits_config,
+                     learning_rate,
+                     paper_cifar10_config,
+)
 from .device import DEVICES, check_device_options, select_device
 from .history import History
 from .loop import EpochResult, NonFiniteLossError, evaluate, fit, predict, train_epoch

@@ -138,7 +138,9 @@ def setup(device: torch.device, timeout_s: Optional[float] = None) -> torch.devi
     backend = "nccl" if device.type == "cuda" else "gloo"
     try:
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
-    except Exception as exc:                  # the store's socket, a peer that never came
+    # the store's socket, a peer that never came (DistStoreError and DistNetworkError are
+    # RuntimeErrors), a bad MASTER_ADDR/PORT (ValueError, OSError)
+    except (RuntimeError, ValueError, OSError) as exc:
         raise DistributedError(describe_failure(exc, timeout_s)) from exc
     return device
 

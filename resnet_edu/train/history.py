@@ -32,5 +32,5 @@ class History:
         return {f.name: list(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, values: Dict[str, list]) -> "History":
+    def from_dict(cls, values: Dict[str, list]) -> History:
         return cls(**{f.name: list(values.get(f.name, [])) for f in fields(cls)})

@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed
 from .config import TrainConfig, check_config, learning_rate
 from .device import check_device_options, model_device, select_device
 from .history import History
 from .progress import progress_bar
-from . import distributed
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

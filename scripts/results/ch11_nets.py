@@ -2,8 +2,8 @@
 
 Chapter 11 measures ResNet-20, plain-20, ResNet-56 and plain-56 trained on the
 digits with chapter 3's setting: its split, no augmentation, its budget
-(``degradation_config``), one thread; they are chapters 3 and 4's networks. Training all four takes several minutes on two
-CPU cores, more than the chapter's time budget, so this script trains them with
+(``degradation_config``), one thread; they are chapters 3 and 4's networks. Training all
+four takes several minutes on two CPU cores, more than the chapter's time budget, so this script trains them with
 :func:`resnet_edu.analysis.chapter_networks` (the function the chapter calls
 when the file is missing, in Colab for example) and writes their weights and
 final training losses to ``book/results/ch11_nets.pt``.
