@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -15,6 +16,7 @@ import pytest
 from resnet_edu.classroom import load_masters, student_notebook, summary_table, write_csv
 from resnet_edu.classroom.grading import grade_submission, student_names
 from resnet_edu.classroom.intake import Submission, find_answer
+from resnet_edu.classroom.protocol import NOT_GRADED, Status
 from resnet_edu.classroom.report import GradeRow
 from resnet_edu.classroom.rules import kept_code, policy_problems, rule_problems
 from resnet_edu.exercises import exercises
@@ -194,3 +196,16 @@ def test_student_names():
     assert student_names([Path("a/alice.ipynb"), Path("a/bob.ipynb")]) == ["alice", "bob"]
     assert student_names([Path("alice/01_x.ipynb"), Path("bob/01_x.ipynb"),
                           Path("alice/02_y.ipynb")]) == ["alice", "bob", "alice"]
+
+
+def test_the_status_words_are_the_ones_teachers_read():
+    """classroom.protocol.Status is the sheet's vocabulary; book/teachers.md explains each
+    word in its table: neither may have a word the other lacks."""
+    text = (BOOK / "teachers.md").read_text(encoding="utf-8")
+    table = text.split("### What the status column means", 1)[1].split("\n### ", 1)[0]
+    words = {w for cell in re.findall(r"^\| ([^|]+) \|", table, re.M)
+             for w in re.findall(r"`([^`]+)`", cell)}
+    assert words == {s.value for s in Status}
+    explained = {w for line in table.splitlines() if "exit status 1" in line
+                 for w in re.findall(r"`([^`]+)`", line.split("|")[1])}
+    assert explained == {s.value for s in NOT_GRADED}

@@ -12,13 +12,14 @@ from enum import Enum
 
 
 class Status(str, Enum):
-    """The status column of the grade sheet."""
+    """The status column of the grade sheet (book/teachers.md, "What the status column
+    means", lists the same words: a test keeps them equal)."""
 
-    PASSED = "passed"              # full or partial score from the check
+    PASSED = "passed"              # the check accepts the student's code
     FAILED = "failed"              # the check (or the grader's probe) found a mistake
     UNSOLVED = "unsolved"          # the stub still raises NotImplementedError
-    MISSING = "missing"            # the answer cell or a required name is gone
-    ALTERED = "altered"            # the answer or check cell was changed beyond the answer
+    MISSING = "missing"            # the answer or check cell is gone, or a required name
+    ALTERED = "altered"            # the check cell was changed
     RULE = "rule"                  # the answer uses what the exercise forbids
     ERROR = "error"                # the answer cell raised, or its reply was unreadable
     TIMEOUT = "timeout"            # the exercise ran past its limit

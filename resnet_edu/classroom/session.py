@@ -153,14 +153,14 @@ class Worker:
             reply = None
         if not isinstance(reply, dict) or reply.get("nonce") != nonce:
             self.close()
-            raise WorkerGone(Status.ERROR, "the process running your code sent the grader a reply "
-                                      "it cannot read (does your code write to streams it "
-                                      "does not own?)")
+            raise WorkerGone(Status.ERROR, "the process running your code sent the grader a "
+                                           "reply it cannot read (does your code write to "
+                                           "streams it does not own?)")
         if "unconfined" in reply:
             self.close()
-            raise WorkerGone(Status.GRADER_ERROR, "the grader could not confine the process that "
-                             f"runs answers ({str(reply['unconfined'])[:200]}), so it ran none; "
-                             "your teacher will look at it")
+            raise WorkerGone(Status.GRADER_ERROR, "the grader could not confine the process "
+                             f"that runs answers ({str(reply['unconfined'])[:200]}), so it ran "
+                             "none; your teacher will look at it")
         return reply
 
     def _gone(self) -> WorkerGone:
