@@ -26,13 +26,14 @@ TARGET_MS = 50.0
 
 def start_and_answer(confinement) -> float:
     """Seconds from starting an answering process to its first reply."""
+    from resnet_edu.classroom.protocol import Load
     from resnet_edu.classroom.session import Worker
 
     start = time.perf_counter()
     worker = Worker(1, confinement)
     try:
-        reply = worker.request("load", 60.0, space="bench", code="x = 1\n")
-        assert reply.get("ok"), reply
+        reply = worker.request(Load(space="bench", code="x = 1\n"), 60.0)
+        assert reply.error is None, reply
         return time.perf_counter() - start
     finally:
         worker.close()

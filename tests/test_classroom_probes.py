@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import io
 import secrets
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -33,6 +34,7 @@ from torch import nn
 from resnet_edu.classroom import grading, kernel, load_masters, student_notebook
 from resnet_edu.classroom.grading import Deadline, Options, grade_notebooks
 from resnet_edu.classroom.probe import probe_class
+from resnet_edu.classroom.protocol import REPLIES, from_wire, read_reply, to_wire
 from resnet_edu.classroom.remote import RemoteFunction
 from resnet_edu.exercises import check, exercises
 
@@ -62,18 +64,19 @@ class LocalWorker:
     def __init__(self, space: str, **names):
         self.spaces = {space: dict(names)}
 
-    def request(self, op: str, timeout: float, **fields) -> dict:
-        request = {"op": op, "nonce": secrets.token_hex(8), **copy.deepcopy(fields)}
-        reply = kernel.HANDLERS[op](request, self.spaces)
-        return wire({**reply, "nonce": request["nonce"]})
+    def request(self, request, timeout: float):
+        nonce = secrets.token_hex(8)
+        sent = from_wire(copy.deepcopy(to_wire(replace(request, nonce=nonce))))
+        reply = kernel.HANDLERS[sent.OP](sent, self.spaces)
+        return read_reply(REPLIES[sent.OP], wire(to_wire(replace(reply, nonce=nonce))))
 
 
 def probe(exercise: str, cls, seed: int = 0) -> str:
     name = EX[exercise].names[0]
     worker = LocalWorker(exercise, **{name: cls})
 
-    def ask(op, **fields):
-        return worker.request(op, 60.0, space=exercise, name=name, **fields)
+    def ask(kind, **fields):
+        return worker.request(kind(space=exercise, name=name, **fields), 60.0)
 
     return probe_class(exercises()[exercise].probe, ask, name, seed)
 

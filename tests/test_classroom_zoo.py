@@ -385,7 +385,7 @@ def zoo_b(folder: Path, out: Path, marker: str) -> dict:
         "b-patched-kernel": (conv_attack(
             "from resnet_edu.classroom import kernel",
             "kernel.HANDLERS.update(call=lambda request, spaces: {'passed': True, "
-            "'score': 1.0, 'nonce': request['nonce'], 'value': None, 'error': None})"),
+            "'score': 1.0, 'nonce': request.nonce, 'value': None, 'error': None})"),
          "failed"),
         "b-patched-comparisons": (conv_attack(
             "import torch", "(setattr(torch, 'allclose', lambda *a, **k: True), "

@@ -29,7 +29,7 @@ from . import hygiene
 from .intake import Submission, chapter_by_name, find_answer, read_submission, take_in
 from .master import ChapterMaster, MasterExercise, load_masters
 from .probe import probe_class
-from .protocol import Status, Verdict
+from .protocol import Load, RunCheck, Status, Verdict
 from .remote import MissingName, RemoteFunction, RuleBroken
 from .report import GradeRow
 from .rules import kept_code, policy_problems, rule_problems
@@ -83,20 +83,20 @@ class Runner:
                 self.worker = Worker(self.options.threads, self.options.confinement,
                                      self.reaper)
             deadline = Deadline(self.options.timeout)
-            reply = self.worker.request("load", deadline.left(), space=ex.id, code=code)
-            if "error" in reply:
-                return _load_failed(reply["error"])
+            reply = self.worker.request(Load(ex.id, code), deadline.left())
+            if reply.error is not None:
+                return _load_failed(reply.error)
             if registered.observe:
                 stand_ins = [RemoteFunction(self.worker, ex.id, name, registered.rules,
                                             deadline) for name in ex.names]
                 fb = check(ex.id, *stand_ins, seed=seed)
                 return Verdict.from_feedback(fb.passed, fb.solved, fb.score, fb.message)
-            reply = self.worker.request("check", deadline.left(), space=ex.id,
-                                        exercise=ex.id, names=list(ex.names), seed=seed)
-            if "missing" in reply:
-                raise MissingName(str(reply["missing"]))
-            verdict = Verdict.from_feedback(bool(reply["passed"]), bool(reply["solved"]),
-                                            float(reply["score"]), str(reply["message"]))
+            reply = self.worker.request(RunCheck(ex.id, ex.id, list(ex.names), seed),
+                                        deadline.left())
+            if reply.missing is not None:
+                raise MissingName(str(reply.missing))
+            verdict = Verdict.from_feedback(bool(reply.passed), bool(reply.solved),
+                                            float(reply.score), str(reply.message))
             if registered.probe is None or verdict.status != Status.PASSED:
                 return verdict
             problem = self.probe(ex, registered, seed, deadline)
@@ -121,10 +121,10 @@ class Runner:
         """The grader's own test of the class (``probe``): "" when it agrees."""
         name = ex.names[0]
 
-        def ask(op: str, **fields) -> dict:
-            return self.worker.request(op, deadline.left(), space=ex.id, name=name,
-                                       forbidden=tuple(registered.rules.forbidden),
-                                       no_modules=bool(registered.rules.no_modules), **fields)
+        def ask(kind, **fields):
+            request = kind(space=ex.id, name=name, forbidden=tuple(registered.rules.forbidden),
+                           no_modules=bool(registered.rules.no_modules), **fields)
+            return self.worker.request(request, deadline.left())
 
         return probe_class(registered.probe, ask, name, seed)
 

@@ -9,7 +9,8 @@ sends a verdict the grader trusts alone: the "check" request of an exercise that
 next to the answer writes the feedback, and the grader's own test of the class
 (``probe.py``) must agree (see book/teachers.md).
 
-Requests: ``load`` (run the kept answer code after a fixed prelude), ``call`` (call one
+Requests (one record each in ``protocol.py``, a plain dict on the wire, and one reply
+record each): ``load`` (run the kept answer code after a fixed prelude), ``call`` (call one
 of the answer's names with the grader's arguments, behind the exercise's tripwires),
 ``vjp`` (the gradient of the latest call's result with respect to its arguments that
 require grad, for a grader that differentiates through a call), ``check`` (run a whole
@@ -23,8 +24,25 @@ from __future__ import annotations
 import io
 import os
 import traceback
+from dataclasses import replace
+from typing import Any, Callable, Dict, Union
 
 from ..compat import forward_hook_count
+from .protocol import (
+    Build,
+    Call,
+    CallReply,
+    CheckReply,
+    Load,
+    ModuleReply,
+    Reply,
+    Run,
+    RunCheck,
+    Vjp,
+    VjpReply,
+    from_wire,
+    to_wire,
+)
 
 PRELUDE = ("import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
            "from torch import nn\n")
@@ -88,38 +106,37 @@ def _after(arg):
     return None
 
 
-def _load(request, spaces) -> dict:
-    namespace = spaces.setdefault(request["space"], {"__name__": "__answer__"})
+def _load(request: Load, spaces) -> Reply:
+    namespace = spaces.setdefault(request.space, {"__name__": "__answer__"})
     exec(compile(PRELUDE, "<prelude>", "exec"), namespace)
     try:
-        exec(compile(request["code"], "<answer>", "exec"), namespace)
+        exec(compile(request.code, "<answer>", "exec"), namespace)
     except Exception as exc:  # noqa: BLE001 - the student's definitions failed
-        return {"error": describe(exc)}
-    return {"ok": True}
+        return Reply(error=describe(exc))
+    return Reply()
 
 
-def _call(request, spaces) -> dict:
+def _call(request: Call, spaces) -> CallReply:
     import torch
 
     from .tripwires import tripwires
 
-    namespace = spaces.get(request["space"], {})
-    name = request["name"]
-    if name not in namespace:
-        return {"missing": name}
-    with tripwires(request.get("forbidden", ()), request.get("no_modules", False)) as tripped:
+    namespace = spaces.get(request.space, {})
+    if request.name not in namespace:
+        return CallReply(missing=request.name)
+    with tripwires(request.forbidden, request.no_modules) as tripped:
         try:
-            value = namespace[name](*request["args"], **request["kwargs"])
+            value = namespace[request.name](*request.args, **request.kwargs)
         except Exception as exc:  # noqa: BLE001 - the student's code failed: report it
             value, error = None, describe(exc)
         else:
             error = None
-    inputs = _grad_inputs(request["args"])
+    inputs = _grad_inputs(request.args)
     differentiable = isinstance(value, torch.Tensor) and value.requires_grad and bool(inputs)
     if differentiable:
-        _GRAPHS[request["space"]] = (request["nonce"], value, inputs)
-    return {"value": plain(value), "error": error, "tripped": sorted(tripped),
-            "after": [_after(a) for a in request["args"]], "differentiable": differentiable}
+        _GRAPHS[request.space] = (request.nonce, value, inputs)
+    return CallReply(value=plain(value), error=error, tripped=sorted(tripped),
+                     after=[_after(a) for a in request.args], differentiable=differentiable)
 
 
 _GRAPHS: dict = {}   # space -> (nonce, result, inputs) of its latest differentiable call
@@ -131,23 +148,23 @@ def _grad_inputs(args) -> list:
     return [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
 
 
-def _vjp(request, spaces) -> dict:
+def _vjp(request: Vjp, spaces) -> VjpReply:
     import torch
 
     from .tripwires import tripwires
 
-    nonce, value, inputs = _GRAPHS.get(request["space"], (None, None, []))
-    if nonce != request["call"]:
-        return {"error": describe(RuntimeError("the grader can only differentiate the result "
-                                               "of the latest call")), "grads": []}
-    with tripwires(request.get("forbidden", ()), request.get("no_modules", False)) as tripped:
+    nonce, value, inputs = _GRAPHS.get(request.space, (None, None, []))
+    if nonce != request.call:
+        return VjpReply(error=describe(RuntimeError("the grader can only differentiate the "
+                                                    "result of the latest call")), grads=[])
+    with tripwires(request.forbidden, request.no_modules) as tripped:
         try:
-            grads = torch.autograd.grad(value, inputs, request["grad"], allow_unused=True)
+            grads = torch.autograd.grad(value, inputs, request.grad, allow_unused=True)
         except Exception as exc:  # noqa: BLE001 - the student's backward failed: report it
             grads, error = [None] * len(inputs), describe(exc)
         else:
             error = None
-    return {"grads": [plain(g) for g in grads], "error": error, "tripped": sorted(tripped)}
+    return VjpReply(grads=[plain(g) for g in grads], error=error, tripped=sorted(tripped))
 
 
 def run_module(module, state: dict, training: bool, x, grad_output, stage: list) -> dict:
@@ -172,54 +189,48 @@ def run_module(module, state: dict, training: bool, x, grad_output, stage: list)
             "state": module.state_dict()}
 
 
-def _construct(request, spaces, run: bool) -> dict:
+def _construct(request: Union[Build, Run], spaces) -> ModuleReply:
     import torch
 
     from .tripwires import tripwires
 
-    namespace = spaces.get(request["space"], {})
-    if request["name"] not in namespace:
-        return {"missing": request["name"]}
+    namespace = spaces.get(request.space, {})
+    if request.name not in namespace:
+        return ModuleReply(missing=request.name)
     stage = ["building the class"]
-    with tripwires(request.get("forbidden", ()), request.get("no_modules", False)) as tripped:
+    with tripwires(request.forbidden, request.no_modules) as tripped:
         try:
-            module = namespace[request["name"]](*request["args"], **request["kwargs"])
+            module = namespace[request.name](*request.args, **request.kwargs)
             if not isinstance(module, torch.nn.Module):
-                reply = {"not_module": type(module).__name__}
-            elif run:
-                reply = {"seen": plain(run_module(module, request["state"], request["training"],
-                                                  request["x"], request["grad_output"], stage))}
+                reply = ModuleReply(not_module=type(module).__name__)
+            elif isinstance(request, Run):
+                reply = ModuleReply(seen=plain(run_module(
+                    module, request.state, request.training, request.x, request.grad_output,
+                    stage)))
             else:
-                reply = {"state": plain(dict(module.state_dict()))}
+                reply = ModuleReply(state=plain(dict(module.state_dict())))
         except Exception as exc:  # noqa: BLE001 - the student's class failed: report it
-            reply = {"error": describe(exc), "stage": stage[0]}
-    reply["tripped"] = sorted(tripped)
-    return reply
+            reply = ModuleReply(error=describe(exc), stage=stage[0])
+    return replace(reply, tripped=sorted(tripped))
 
 
-def _build(request, spaces) -> dict:
-    return _construct(request, spaces, run=False)
-
-
-def _run(request, spaces) -> dict:
-    return _construct(request, spaces, run=True)
-
-
-def _check(request, spaces) -> dict:
+def _check(request: RunCheck, spaces) -> CheckReply:
     from resnet_edu.exercises import check
 
-    namespace = spaces.get(request["space"], {})
-    missing = [n for n in request["names"] if n not in namespace]
+    namespace = spaces.get(request.space, {})
+    missing = [n for n in request.names if n not in namespace]
     if missing:
-        return {"missing": missing[0]}
-    feedback = check(request["exercise"], *[namespace[n] for n in request["names"]],
-                     seed=request["seed"])
-    return {"passed": bool(feedback.passed), "score": float(feedback.score),
-            "solved": bool(feedback.solved), "message": str(feedback.message)}
+        return CheckReply(missing=missing[0])
+    feedback = check(request.exercise, *[namespace[n] for n in request.names],
+                     seed=request.seed)
+    return CheckReply(passed=bool(feedback.passed), score=float(feedback.score),
+                      solved=bool(feedback.solved), message=str(feedback.message))
 
 
-HANDLERS = {"load": _load, "call": _call, "vjp": _vjp, "check": _check, "build": _build,
-            "run": _run}
+# protocol.REQUESTS' op -> handler(request record, namespaces) -> reply record
+HANDLERS: Dict[str, Callable[[Any, dict], Reply]] = {
+    "load": _load, "call": _call, "vjp": _vjp, "check": _check, "build": _construct,
+    "run": _construct}
 
 
 def _enter(cwd: str, confinement, keep_fd: int) -> str:
@@ -266,10 +277,10 @@ def serve(conn, cwd: str, threads: int, confinement) -> None:
             data = conn.recv_bytes()
         except EOFError:
             return
-        request = torch.load(io.BytesIO(data), weights_only=False)   # the grader: trusted
-        reply = {"unconfined": refused} if refused else \
-            HANDLERS[request["op"]](request, spaces)
-        reply["nonce"] = request["nonce"]
+        request = from_wire(torch.load(io.BytesIO(data), weights_only=False))  # trusted
+        reply = Reply(unconfined=refused) if refused else \
+            HANDLERS[request.OP](request, spaces)
         buffer = io.BytesIO()
-        torch.save(reply, buffer)
+        torch.save({**(reply if isinstance(reply, dict) else to_wire(reply)),   # (a patched
+                    "nonce": request.nonce}, buffer)                           # handler's dict)
         conn.send_bytes(buffer.getvalue())

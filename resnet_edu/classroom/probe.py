@@ -29,9 +29,10 @@ import torch
 
 from ..exercises._kit import ModuleProbe, generator, isolated_random_state, randomise_, salt_of
 from .kernel import run_module
+from .protocol import Build, ModuleReply, Run
 from .remote import raise_for
 
-Ask = Callable[..., dict]          # ask(op, **fields) -> the answering process's reply
+Ask = Callable[..., ModuleReply]   # ask(Build or Run, **fields) -> the process's reply
 MODES = ((True, "training"), (False, "evaluation"))
 HINTS = {
     "output": "Check the order of the layers in forward: the block must compute the "
@@ -66,11 +67,11 @@ def _case(spec: ModuleProbe, ask: Ask, name: str, case, g: torch.Generator) -> s
     args, kwargs, shape = case
     call = call_text(name, args, kwargs)
     reference = spec.reference(*args, **kwargs)
-    built = ask("build", args=list(args), kwargs=kwargs)
+    built = ask(Build, args=list(args), kwargs=kwargs)
     problem = _failure(built, name, f"The grader built {call} itself")
     if problem:
         return problem
-    mapping, problem = key_map(built.get("state"), reference.state_dict(), spec)
+    mapping, problem = key_map(built.state, reference.state_dict(), spec)
     if problem:
         return f"The grader built {call} itself: {problem}"
     randomise_(reference, g)
@@ -83,24 +84,24 @@ def _case(spec: ModuleProbe, ask: Ask, name: str, case, g: torch.Generator) -> s
             f"with the same weights")
     for training, mode in MODES:
         want = run_module(spec.reference(*args, **kwargs), state, training, x, grad_output, [])
-        seen = ask("run", args=list(args), kwargs=kwargs, training=training, x=x,
+        seen = ask(Run, args=list(args), kwargs=kwargs, training=training, x=x,
                    grad_output=grad_output, state={mapping[k]: v for k, v in state.items()})
         problem = (_failure(seen, name, f"{lead}, in {mode} mode") or
-                   _difference(seen.get("seen"), want, mapping, spec, f"{lead}: in {mode} mode"))
+                   _difference(seen.seen, want, mapping, spec, f"{lead}: in {mode} mode"))
         if problem:
             return problem
     return ""
 
 
-def _failure(reply: dict, name: str, lead: str) -> str:
+def _failure(reply: ModuleReply, name: str, lead: str) -> str:
     """What a ``build`` or ``run`` reply says went wrong in the student's code, or ""."""
     raise_for(reply, name)
-    if "not_module" in reply:
-        return f"{lead}, and got a {reply['not_module']}, not an nn.Module."
-    error = reply.get("error")
+    if reply.not_module is not None:
+        return f"{lead}, and got a {reply.not_module}, not an nn.Module."
+    error = reply.error
     if error:
         where = f" ({error['where']})" if error.get("where") else ""
-        return (f"{lead}, and {reply.get('stage', 'your code')} failed with "
+        return (f"{lead}, and {reply.stage} failed with "
                 f"{error.get('type')}: {error.get('message')}{where}. It must work for any "
                 f"weights the grader loads with load_state_dict(strict=True).")
     return ""

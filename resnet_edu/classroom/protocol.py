@@ -7,8 +7,9 @@ teachers read them (book/teachers.md).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
+from typing import Any, ClassVar, Tuple, Union
 
 
 class Status(str, Enum):
@@ -62,3 +63,159 @@ class Verdict:
         """A check's :class:`~resnet_edu.exercises.Feedback`, as a verdict."""
         status = Status.PASSED if passed else (Status.UNSOLVED if not solved else Status.FAILED)
         return cls(status, min(1.0, max(0.0, float(score))), message)
+
+
+# --------------------------------------------------------------------------------------
+# The pipe to the answering process: one record per request and per reply. On the wire
+# each is a plain dict (``to_wire``: its fields, plus ``op`` for a request), written with
+# ``torch.save``; the grader reads replies with ``torch.load(weights_only=True)`` and
+# ``read_reply``, which keeps the fields it knows and ignores the rest (a reply comes
+# from the student's process: nothing in it is trusted, a field may be missing).
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Load:
+    """Run the answer's kept code (after the fixed prelude) in the exercise's namespace."""
+
+    space: str
+    code: str
+    nonce: str = ""
+    OP: ClassVar[str] = "load"
+
+
+@dataclass(frozen=True)
+class Call:
+    """Call ``name`` with the grader's arguments, behind the exercise's tripwires."""
+
+    space: str
+    name: str
+    args: list
+    kwargs: dict
+    forbidden: Tuple[str, ...] = ()
+    no_modules: bool = False
+    nonce: str = ""
+    OP: ClassVar[str] = "call"
+
+
+@dataclass(frozen=True)
+class Vjp:
+    """The gradients of call ``call``'s arguments, given the gradient ``grad`` of its result."""
+
+    space: str
+    name: str
+    call: str
+    grad: Any
+    forbidden: Tuple[str, ...] = ()
+    no_modules: bool = False
+    nonce: str = ""
+    OP: ClassVar[str] = "vjp"
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    """Run the whole check of ``exercise`` next to the answer (exercises not observed)."""
+
+    space: str
+    exercise: str
+    names: list
+    seed: int
+    nonce: str = ""
+    OP: ClassVar[str] = "check"
+
+
+@dataclass(frozen=True)
+class Build:
+    """Construct the class ``name(*args, **kwargs)``; report its ``state_dict``."""
+
+    space: str
+    name: str
+    args: list
+    kwargs: dict
+    forbidden: Tuple[str, ...] = ()
+    no_modules: bool = False
+    nonce: str = ""
+    OP: ClassVar[str] = "build"
+
+
+@dataclass(frozen=True)
+class Run:
+    """Construct the class afresh, load ``state``, run ``x`` forward and ``grad_output``
+    backward in the given mode; report what came out (``kernel.run_module``)."""
+
+    space: str
+    name: str
+    args: list
+    kwargs: dict
+    state: dict
+    training: bool
+    x: Any
+    grad_output: Any
+    forbidden: Tuple[str, ...] = ()
+    no_modules: bool = False
+    nonce: str = ""
+    OP: ClassVar[str] = "run"
+
+
+Request = Union[Load, Call, Vjp, RunCheck, Build, Run]
+REQUESTS = {cls.OP: cls for cls in (Load, Call, Vjp, RunCheck, Build, Run)}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What any reply may say beyond its own fields."""
+
+    nonce: str = ""
+    error: Any = None           # the student's exception, as ``kernel.describe`` writes it
+    missing: Any = None         # a name the answer does not define
+    tripped: Any = ()           # the tripwires that fired while the student's code ran
+    unconfined: Any = None      # why the process could not be confined (it ran nothing)
+
+
+@dataclass(frozen=True)
+class CallReply(Reply):
+    value: Any = None
+    after: Any = ()             # what the call left in each argument
+    differentiable: bool = False
+
+
+@dataclass(frozen=True)
+class VjpReply(Reply):
+    grads: Any = ()
+
+
+@dataclass(frozen=True)
+class CheckReply(Reply):
+    passed: Any = False
+    score: Any = 0.0
+    solved: Any = True
+    message: Any = ""
+
+
+@dataclass(frozen=True)
+class ModuleReply(Reply):       # build and run
+    state: Any = None           # build: the state_dict
+    seen: Any = None            # run: output, input gradient, gradients, state afterwards
+    not_module: Any = None      # the class built something else (its type name)
+    stage: str = "your code"    # what failed, with ``error``
+
+
+REPLIES = {"load": Reply, "call": CallReply, "vjp": VjpReply, "check": CheckReply,
+           "build": ModuleReply, "run": ModuleReply}
+
+
+def to_wire(record) -> dict:
+    """A request (with its ``op``) or a reply as the plain dict sent through the pipe; the
+    values are not copied."""
+    data = {f.name: getattr(record, f.name) for f in fields(record)}
+    op = getattr(type(record), "OP", "")
+    return {"op": op, **data} if op else data
+
+
+def from_wire(data: dict) -> Request:
+    """The request a dict written by :func:`to_wire` holds (the grader's: trusted)."""
+    cls = REQUESTS[data["op"]]
+    return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+def read_reply(cls, data: dict):
+    """The reply record of ``data``, from the student's process: the known fields only."""
+    return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})

@@ -18,6 +18,7 @@ import re
 from typing import List, Optional
 
 from ..compat import forward_hook_count
+from .protocol import Call, Reply, Vjp
 from .session import Worker
 
 
@@ -84,13 +85,13 @@ def _copy_back(arg, after) -> None:
                 modules[name].register_forward_hook(lambda *a: None)
 
 
-def raise_for(reply: dict, name: str) -> None:
+def raise_for(reply: Reply, name: str) -> None:
     """Raise what a reply of the answering process says beyond the student's own
     exception: the name is missing, or a tripwire fired."""
-    if "missing" in reply:
+    if reply.missing is not None:
         raise MissingName(name)
-    if reply.get("tripped"):
-        raise RuleBroken(list(reply["tripped"]))
+    if reply.tripped:
+        raise RuleBroken(list(reply.tripped))
 
 
 def _wire(arg):
@@ -127,10 +128,10 @@ class RemoteFunction:
         self.worker, self.space, self.name = worker, space, name
         self.rules, self.deadline = rules, deadline
 
-    def _ask(self, op: str, **fields) -> dict:
-        reply = self.worker.request(op, self.deadline.left(), space=self.space, name=self.name,
-                                    forbidden=tuple(self.rules.forbidden),
-                                    no_modules=bool(self.rules.no_modules), **fields)
+    def _ask(self, kind, **fields):
+        request = kind(space=self.space, name=self.name, forbidden=tuple(self.rules.forbidden),
+                       no_modules=bool(self.rules.no_modules), **fields)
+        reply = self.worker.request(request, self.deadline.left())
         raise_for(reply, self.name)
         return reply
 
@@ -139,28 +140,28 @@ class RemoteFunction:
         gradient ``grad`` of its result, computed where the student's code runs."""
         import torch
 
-        reply = self._ask("vjp", call=call, grad=grad.detach())
-        if reply.get("error"):
-            raise rebuild_exception(reply["error"])
-        grads = list(reply.get("grads", []))
+        reply = self._ask(Vjp, call=call, grad=grad.detach())
+        if reply.error:
+            raise rebuild_exception(reply.error)
+        grads = list(reply.grads or [])
         return [g if isinstance(g, torch.Tensor) and g.shape == x.shape and g.dtype == x.dtype
                 else None for g, x in zip(grads + [None] * len(inputs), inputs)]
 
     def __call__(self, *args, **kwargs):
         import torch
 
-        reply = self._ask("call", args=[_wire(a) for a in args], kwargs=kwargs)
-        for arg, after in zip(args, reply.get("after", [])):
+        reply = self._ask(Call, args=[_wire(a) for a in args], kwargs=kwargs)
+        for arg, after in zip(args, reply.after or []):
             _copy_back(arg, after)
-        if reply.get("error"):
-            raise rebuild_exception(reply["error"])
-        value = reply.get("value")
+        if reply.error:
+            raise rebuild_exception(reply.error)
+        value = reply.value
         what = _unreadable(value)
         if what:
             exc = TypeError(f"your function returned a {what}, which the grader cannot "
                             "read: return tensors, numbers, strings or lists of them")
             exc.student_where = ""
             raise exc
-        if reply.get("differentiable") and isinstance(value, torch.Tensor):
-            return _differentiable(self, reply["nonce"], value, args)
+        if reply.differentiable and isinstance(value, torch.Tensor):
+            return _differentiable(self, reply.nonce, value, args)
         return value

@@ -14,10 +14,11 @@ import secrets
 import shutil
 import signal
 import tempfile
+from dataclasses import replace
 from typing import Optional
 
 from . import hygiene
-from .protocol import Status
+from .protocol import REPLIES, Request, Status, read_reply, to_wire
 
 STARTUP_TIMEOUT = 180.0       # seconds to start Python and import torch on a busy machine
 MAX_REPLY = 256 * 1024 * 1024  # bytes: a larger reply is refused
@@ -126,13 +127,14 @@ class Worker:
         self.reaper.register(self.proc.pid)
         self.first = True
 
-    def request(self, op: str, timeout: float, **fields) -> dict:
-        """Send one request and wait for its reply; :class:`WorkerGone` otherwise."""
+    def request(self, request: Request, timeout: float):
+        """Send one request (a ``protocol`` record) and wait for its reply record;
+        :class:`WorkerGone` otherwise."""
         import torch
 
         nonce = secrets.token_hex(8)
         buffer = io.BytesIO()
-        torch.save({"op": op, "nonce": nonce, **fields}, buffer)
+        torch.save(to_wire(replace(request, nonce=nonce)), buffer)
         if self.first:                     # a spawned (not forked) process imports torch
             timeout, self.first = timeout + STARTUP_TIMEOUT, False
         try:
@@ -156,12 +158,12 @@ class Worker:
             raise WorkerGone(Status.ERROR, "the process running your code sent the grader a "
                                            "reply it cannot read (does your code write to "
                                            "streams it does not own?)")
-        if "unconfined" in reply:
+        if reply.get("unconfined") is not None:
             self.close()
             raise WorkerGone(Status.GRADER_ERROR, "the grader could not confine the process "
                              f"that runs answers ({str(reply['unconfined'])[:200]}), so it ran "
                              "none; your teacher will look at it")
-        return reply
+        return read_reply(REPLIES[request.OP], reply)
 
     def _gone(self) -> WorkerGone:
         self.proc.join(5)
