@@ -31,8 +31,9 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_edu.classroom import grading, kernel, load_masters, student_notebook
-from resnet_edu.classroom.grading import Deadline, Options, grade_notebooks
+from resnet_edu.classroom import judge, kernel, load_masters, rules, student_notebook
+from resnet_edu.classroom.grading import Options, grade_notebooks
+from resnet_edu.classroom.judge import Deadline
 from resnet_edu.classroom.probe import probe_class
 from resnet_edu.classroom.protocol import REPLIES, from_wire, read_reply, to_wire
 from resnet_edu.classroom.remote import RemoteFunction
@@ -352,9 +353,9 @@ def graded(tmp_path_factory):
     attacks, expected = hostile_submissions(hostile), honest_submissions(honest)
     options = Options(timeout=120, seed=secrets.randbelow(2 ** 31))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(grading, "policy_problems", lambda code: [])   # a hole in the policy
+        mp.setattr(rules, "policy_problems", lambda code: [])   # a hole in the policy
         probed = rows_of(grade_notebooks([hostile, honest], MASTERS, options))
-        mp.setattr(grading, "probe_class", lambda *args: "")      # and no probe
+        mp.setattr(judge, "probe_class", lambda *args: "")      # and no probe
         unprobed = rows_of(grade_notebooks([hostile], MASTERS, options))
     return dict(attacks=attacks, expected=expected, probed=probed, unprobed=unprobed)
 

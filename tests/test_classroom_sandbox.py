@@ -32,7 +32,7 @@ import nbformat
 import psutil
 import pytest
 
-from resnet_edu.classroom import grading, hygiene, load_masters, sandbox, student_notebook
+from resnet_edu.classroom import grading, hygiene, load_masters, rules, sandbox, student_notebook
 from resnet_edu.classroom.report import GradeRow
 from resnet_edu.classroom.rules import policy_problems, rule_problems
 from resnet_edu.cli import main as cli_main
@@ -281,7 +281,7 @@ def zoo(tmp_path_factory):
     try:
         os.chdir(w.folders["grader"])
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(grading, "policy_problems", lambda code: [])
+            mp.setattr(rules, "policy_problems", lambda code: [])
             code = cli_main(["grade", str(w.folders["submissions"]), "--master", str(BOOK),
                              "--out", str(w.out), "--timeout", "30"])
         time.sleep(2.5)                       # the late thread would strike after 1 s
@@ -421,7 +421,7 @@ def test_library_block_reached_by_a_hidden_route_scores_zero_with_the_rule(tmp_p
     nbformat.write(answer(CH05, "ch05-fix-the-post", source), folder / CH05)
     on = grading.grade_notebooks([folder], MASTERS)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(grading, "policy_problems", lambda code: [])
+        mp.setattr(rules, "policy_problems", lambda code: [])
         off = grading.grade_notebooks([folder], MASTERS)
     for result, phrase in ((on, "`typing.sys` is the module `sys`"),
                            (off, "resnet_edu.blocks.BasicBlock")):

@@ -417,14 +417,14 @@ def zoo_b(folder: Path, out: Path, marker: str) -> dict:
 
 @pytest.fixture(scope="module")
 def run_b(tmp_path_factory):
-    from resnet_edu.classroom import grading
+    from resnet_edu.classroom import rules
 
     folder = tmp_path_factory.mktemp("zoo_b")
     out = tmp_path_factory.mktemp("sheet_b") / "results.csv"
     marker = f"ZOO-MARKER-{secrets.token_hex(6)}"
     expected = zoo_b(folder / "submissions", out, marker)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(grading, "policy_problems", lambda code: [])
+        mp.setattr(rules, "policy_problems", lambda code: [])
         code, sheet, rows, count = run_grade(folder / "submissions", out, 8, "--no-sandbox")
     time.sleep(3)                                   # the writers would strike after 1 s
     return dict(expected=expected, code=code, sheet=sheet, rows=rows, count=count, out=out,

@@ -18,7 +18,9 @@ One step per module, as nbgrader's preprocessors: :mod:`.markdown` (MyST fences)
 (read, validate, match cells), :mod:`.rules` (static rules), :mod:`.tripwires` (run-time
 rules), :mod:`.kernel` and :mod:`.session` (the answering process), :mod:`.hygiene`
 (nothing outlives its notebook), :mod:`.remote` (stand-ins), :mod:`.probe` (the grader's
-own test of a class exercise), :mod:`.grading`, :mod:`.report` (the sheet). The threat
+own test of a class exercise), :mod:`.judge` (answer and judge one exercise),
+:mod:`.protocol` (statuses, verdicts, the requests and replies of the answering process),
+:mod:`.grading` (the pipeline, stage by stage), :mod:`.report` (the sheet). The threat
 model is in book/teachers.md.
 """
 from __future__ import annotations

@@ -11,11 +11,11 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from ..conventions import METADATA_KEY
 from .master import ChapterMaster, MasterExercise, source_hash
-from .protocol import Status
+from .protocol import Status, Verdict
 
 
 @dataclass
@@ -158,3 +158,14 @@ def find_answer(nb, exercise: MasterExercise) -> Answer:
                                    "changed: restore it from the handed-out notebook")
     answer.source = "\n\n".join(sources)
     return answer
+
+
+def match(nb, exercise: MasterExercise) -> Tuple[str, Optional[Verdict]]:
+    """Stage 2, one exercise matched against the master: the source of its answer cells,
+    or the verdict that they or its check cells are gone or altered."""
+    answer = find_answer(nb, exercise)
+    if answer.problems:
+        altered = any("changed" in p or "no longer" in p for p in answer.problems)
+        return "", Verdict.zero(Status.ALTERED if altered else Status.MISSING,
+                                "; ".join(answer.problems) + ".")
+    return answer.source, None

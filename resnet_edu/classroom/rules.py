@@ -19,9 +19,10 @@ from __future__ import annotations
 import ast
 import functools
 import re
-from typing import Dict, FrozenSet, Iterator, List, Tuple
+from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 from . import reach
+from .protocol import Status, Verdict
 
 ALLOWED_IMPORTS = ("torch", "math", "numpy", "collections", "itertools", "functools",
                    "typing", "dataclasses", "copy", "statistics", "random", "__future__",
@@ -319,3 +320,15 @@ def rule_problems(code: str, rules, names, kinds) -> List[str]:
     if not problems:
         problems = _reach_rule_problems(tree, rules, why)
     return list(dict.fromkeys(problems))
+
+
+def screen(source: str, registered, exercise) -> Tuple[str, Optional[Verdict]]:
+    """Stage 3, the static rules: the code of the answer that will run (its imports and
+    definitions), or the verdict that none will (not Python, the house policy, the
+    exercise's rules)."""
+    code, problems = kept_code(source)
+    if problems:
+        return "", Verdict.zero(Status.ERROR, "; ".join(problems) + ".")
+    problems = policy_problems(code) + rule_problems(code, registered.rules, exercise.names,
+                                                     exercise.kinds)
+    return code, Verdict.zero(Status.RULE, "; ".join(problems) + ".") if problems else None
