@@ -9,7 +9,10 @@ This extension gives every page of either build
   its text (the other language's name, in that language, with `lang` and `hreflang`);
 - `<link rel="alternate" hreflang="...">` in the head for each edition, absolute URLs
   from `html.baseurl`, and an `x-default` for the English source;
-- in the Korean build, the Hangul stylesheet (_ext/edition_static/hangul.css).
+- in the Korean build, the Hangul stylesheet (_ext/edition_static/hangul.css) and the
+  Korean of sphinx-book-theme's buttons (locales/theme/ko/LC_MESSAGES/booktheme.po, loaded
+  before the theme's own catalogue, which has a few of them; the templates' strings come
+  from the sphinx.po beside it, which locales/ko/config.yml adds to `locale_dirs`).
 
 `<html lang>` comes from Sphinx's `language` (`ko` in locales/ko/config.yml).
 """
@@ -17,7 +20,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sphinx import locale
+from sphinx.util.i18n import CatalogInfo
+
 STATIC = Path(__file__).resolve().parent / "edition_static"
+THEME_LOCALES = Path(__file__).resolve().parents[1] / "locales" / "theme"
 # language -> (its name in itself, the title of the link to it, the edition's folder in the site)
 EDITIONS = {
     "en": ("English", "Read this page in English", ""),
@@ -58,6 +65,17 @@ def add_language_links(app, pagename, templatename, context, doctree):
     context["metatags"] = context.get("metatags", "") + "\n" + "\n".join(alternates)
 
 
+def load_theme_buttons(language: str) -> None:
+    """sphinx-book-theme's button texts (domain booktheme) in LANGUAGE, ahead of its own."""
+    messages = THEME_LOCALES / language / "LC_MESSAGES"
+    if not (messages / "booktheme.po").is_file():
+        return
+    catalog = CatalogInfo(str(messages), "booktheme", "utf-8")
+    if catalog.is_outdated():
+        catalog.write_mo(language)
+    locale.init([str(THEME_LOCALES)], language, "booktheme")
+
+
 def configure(app, config):
     """The language link before the theme's header buttons; the edition's stylesheet."""
     options = config.html_theme_options
@@ -68,6 +86,8 @@ def configure(app, config):
     if stylesheet:
         config.html_static_path = list(config.html_static_path) + [str(STATIC)]
         app.add_css_file(stylesheet)
+    if _language(app) != "en":
+        load_theme_buttons(_language(app))
 
 
 def setup(app):

@@ -7,8 +7,9 @@
   here, by page and message.
 * Every translation keeps its message's markup, numbers and glossary terms
   (tests/i18n_rules.py), and the glossary itself is well formed.
-* The edition's settings (locales/ko/config.yml, merged by scripts/build_edition.py) and the
-  figures' alt texts (locales/ko/figure_alt.yml) are complete and Korean.
+* The edition's settings (locales/ko/config.yml, merged by scripts/build_edition.py), the
+  figures' alt texts (locales/ko/figure_alt.yml) and the themes' strings (locales/theme/)
+  are complete and Korean.
 * The Korean notebooks in ko/book/ are what `make ko-notebooks` makes from today's notebooks
   and catalogues, every message placed, code untouched.
 """
@@ -110,6 +111,17 @@ def test_the_rules_catch_a_broken_translation():
     for broken in (good.replace("`x`", "x"), good.replace("3번", "세 번"),
                    good.replace(" {cite}`he2015deep`", ""), good.replace("잔차 블록", "블록")):
         assert i18n_rules.problems(msgid, broken, terms), broken
+
+
+@pytest.mark.parametrize("name", ["sphinx", "booktheme"])
+def test_theme_strings_are_korean(name):
+    """The themes' page furniture (locales/theme/, written by hand: not extracted)."""
+    po = polib.pofile(str(ROOT / "locales" / "theme" / "ko" / "LC_MESSAGES" / f"{name}.po"))
+    assert len(po) >= 10 and po.percent_translated() == 100 and not po.fuzzy_entries()
+    assert all(HANGUL.search(entry.msgstr) for entry in po), [e.msgid for e in po if not HANGUL.search(e.msgstr)]
+    if name == "sphinx":   # the same domain as the extracted locales/ko/LC_MESSAGES/sphinx.po
+        both = {e.msgid for e in _po("sphinx")} & {e.msgid for e in po}
+        assert not both, f"extracted and also written by hand: {both}"
 
 
 def test_glossary_is_well_formed():
