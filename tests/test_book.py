@@ -5,7 +5,7 @@ into a temporary folder: `jupyter-book build . -W -n --keep-going`, so any warni
 cross-reference, an unknown citation, an exercise label that does not resolve) fails.
 Then headless Chromium (Debian's `chromium` and `chromedriver`) loads every page over a
 loopback HTTP server and checks what a reader would notice: the page loads with a title, no
-image is broken, every formula is typeset by MathJax (served from the build itself, no CDN),
+image is broken, every formula is KaTeX's HTML (rendered at build time) drawn in KaTeX's fonts,
 each chapter's Colab button opens that chapter's notebook on the configured branch, the
 version stamp below each chapter's setup cell fits its box on a 1400 px wide window, and the
 browser console shows no error.
