@@ -9,6 +9,7 @@ This extension gives every page of either build
   its text (the other language's name, in that language, with `lang` and `hreflang`);
 - `<link rel="alternate" hreflang="...">` in the head for each edition, absolute URLs
   from `html.baseurl`, and an `x-default` for the English source;
+- its place in the header (_ext/edition_static/editions.css, both editions);
 - in the Korean build, the Hangul stylesheet (_ext/edition_static/hangul.css) and the
   Korean of sphinx-book-theme's buttons (locales/theme/ko/LC_MESSAGES/booktheme.po, loaded
   before the theme's own catalogue, which has a few of them; the templates' strings come
@@ -82,9 +83,10 @@ def configure(app, config):
     end = options.get("article_header_end") or ["article-header-buttons.html"]
     end = [item.strip() for item in end.split(",")] if isinstance(end, str) else list(end)
     options["article_header_end"] = ["language-link.html"] + [i for i in end if i != "language-link.html"]
+    config.html_static_path = list(config.html_static_path) + [str(STATIC)]
+    app.add_css_file("editions.css")   # the language link's place in the header
     stylesheet = EDITION_CSS.get(_language(app))
     if stylesheet:
-        config.html_static_path = list(config.html_static_path) + [str(STATIC)]
         app.add_css_file(stylesheet)
     if _language(app) != "en":
         load_theme_buttons(_language(app))
