@@ -13,7 +13,7 @@ function exercises of chapters 6, 12 and 13 judged in the grader's process.
   student had found a hole in it: for each class exercise, answers with a wrong block that
   make the in-process check pass (patched check code; patched ``torch.allclose``,
   ``torch.equal``, ``Tensor.__eq__``, ``BlockReport.ok``, ``check_block`` or the check's
-  helper ``_compare_with_package``) score zero with the probe's feedback; the book's
+  runner ``run_module_check``) score zero with the probe's feedback; the book's
   solutions score full marks and the student notebooks zero. The same hostile answers
   graded with the probe switched off pass, so the test shows that the probe is what
   stops them.
@@ -170,10 +170,12 @@ def test_probe_names_what_differs(exercise, mistake, phrases, book_solution):
         assert phrase in feedback, (phrase, feedback)
 
 
-def test_in_process_check_misses_the_momentum_the_probe_catches(book_solution):
-    """Why the probe compares running statistics: the check compares outputs only."""
+def test_check_and_probe_run_one_runner_and_catch_the_momentum(book_solution):
+    """A declared block exercise's check and the grader's probe are the same runner: both
+    compare running statistics, not only outputs."""
     wrong = other_momentum(book_class(book_solution, "ch10-preact-block"))
-    assert check("ch10-preact-block", wrong).passed
+    feedback = check("ch10-preact-block", wrong)
+    assert not feedback.passed and "running_mean" in feedback.message, feedback
     assert "running_mean" in probe("ch10-preact-block", wrong)
 
 
@@ -262,19 +264,19 @@ WRONG_FORWARD = {   # the book's solution with one mistake: (the line, what repl
 }
 PATCHED_CHECK = ("import resnet_edu.exercises as ex\n\n\nclass Patch:\n"
                  "    for e in ex.exercises().values():\n"
-                 "        e.func.__code__ = (lambda *a, **k: (True, 'ok')).__code__\n")
+                 "        getattr(e.func, 'func', e.func).__code__ = (\n"
+                 "            lambda *a, **k: (True, 'ok')).__code__\n")
 PATCHED_COMPARISONS = (
     "import torch\nimport resnet_edu.diagnostics\n\n\nclass Patch:\n"
     "    torch.allclose = lambda *a, **k: True\n    torch.equal = lambda *a, **k: True\n"
     "    torch.Tensor.__eq__ = lambda a, b: True\n"
     "    resnet_edu.diagnostics.BlockReport.ok = property(lambda self: True)\n")
 PATCHED_HELPERS = (
-    "import types\nimport resnet_edu.diagnostics\nimport resnet_edu.exercises.ch10\n\n\n"
+    "import types\nimport resnet_edu.diagnostics\nimport resnet_edu.exercises._modules\n\n\n"
     "class Patch:\n"
     "    resnet_edu.diagnostics.check_block = lambda *a, **k: types.SimpleNamespace(\n"
     "        ok=True, problems=[])\n"
-    "    resnet_edu.exercises.ch10._compare_with_package = lambda *a: "
-    "resnet_edu.exercises.Feedback('ch10-preact-block', True, 'ok')\n")
+    "    resnet_edu.exercises._modules.run_module_check = lambda *a, **k: ''\n")
 ATTACKS = {"patched-check": PATCHED_CHECK, "patched-comparisons": PATCHED_COMPARISONS}
 
 

@@ -79,7 +79,7 @@ def test_bottleneck_solution_passes(solution):
     (_mistake(_no_final_relu), ["no relu after the addition"]),
     (_mistake(_relu_before_add), ["before the addition"]),
     (_mistake(_no_shortcut), ["ignores the shortcut"]),
-    (_mistake(_bn2_twice), ["check the order"]),
+    (_mistake(_bn2_twice), ["bn2.running_mean", "exactly once"]),
     (WithBias, ["bias=false"]),
     (AlwaysIdentity, ["projection"]),
     (AlwaysProjection, ["nn.identity"]),

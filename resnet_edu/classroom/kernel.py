@@ -17,7 +17,7 @@ require grad, for a grader that differentiates through a call), ``check`` (run a
 check here, for exercises that are not ``observe``-able), and for those exercises' classes
 ``build`` (construct the class, report its state_dict) and ``run`` (construct it afresh,
 load the grader's weights, run forward and backward on the grader's input, report what
-came out: :func:`run_module`).
+came out: ``exercises._modules.run_module``).
 """
 from __future__ import annotations
 
@@ -167,31 +167,10 @@ def _vjp(request: Vjp, spaces) -> VjpReply:
     return VjpReply(grads=[plain(g) for g in grads], error=error, tripped=sorted(tripped))
 
 
-def run_module(module, state: dict, training: bool, x, grad_output, stage: list) -> dict:
-    """Load ``state`` (strictly), set the mode, run ``x`` forward (as a non-leaf tensor,
-    as inside a network) and ``grad_output`` backward; return the output, the gradient of
-    the input, each parameter's gradient and the state_dict afterwards (the running
-    statistics). ``stage`` names the step under way, for the error message. The grader
-    runs its reference through this function too."""
-    import torch
-
-    stage[:] = ["loading the grader's weights with load_state_dict(strict=True)"]
-    module.load_state_dict(state, strict=True)
-    module.train(training)
-    stage[:] = ["the forward pass"]
-    leaf = x.detach().clone().requires_grad_(True)
-    out = module(leaf.clone())
-    stage[:] = ["the backward pass"]
-    if isinstance(out, torch.Tensor) and out.requires_grad and out.shape == grad_output.shape:
-        out.backward(grad_output)
-    return {"output": out, "input_grad": leaf.grad,
-            "grads": {n: p.grad for n, p in module.named_parameters()},
-            "state": module.state_dict()}
-
-
 def _construct(request: Union[Build, Run], spaces) -> ModuleReply:
     import torch
 
+    from ..exercises._modules import run_module
     from .tripwires import tripwires
 
     namespace = spaces.get(request.space, {})

@@ -139,7 +139,7 @@ class Build:
 @dataclass(frozen=True)
 class Run:
     """Construct the class afresh, load ``state``, run ``x`` forward and ``grad_output``
-    backward in the given mode; report what came out (``kernel.run_module``)."""
+    backward in the given mode; report what came out (``exercises._modules.run_module``)."""
 
     space: str
     name: str

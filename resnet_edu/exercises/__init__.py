@@ -22,8 +22,9 @@ how the grader runs it (``observe=True``: the student's objects are called from 
 grader's process through ``resnet_edu.classroom.remote``, so the verdict is computed
 by the grader; otherwise the whole check runs next to the answer in a fresh process),
 the points it is worth, the :class:`~._kit.Rules` its answer must follow and, for a
-class exercise, the :class:`~._kit.ModuleProbe` with which the grader tests the class
-itself (the verdict needs the check *and* the probe).
+class exercise, the :class:`~._modules.ModuleCheck` with which the grader tests the class
+itself (the verdict needs the check *and* the grader's run of it). A function exercise is
+one :func:`declare_function`, a block exercise one :func:`declare_module`.
 """
 from __future__ import annotations
 
@@ -37,12 +38,12 @@ from typing import Callable, Dict, Optional, Tuple
 from ._kit import (
     NO_RULES,
     FunctionCheck,
-    ModuleProbe,
     Rules,
     isolated_random_state,
     run_function_check,
     salt_of,
 )
+from ._modules import ModuleCheck, check_module
 
 
 @dataclass
@@ -78,7 +79,7 @@ class Exercise:
     points: float = 1.0             # what the exercise is worth on the grade sheet
     observe: bool = False           # the grader calls the objects remotely (see above)
     rules: Rules = NO_RULES         # what the answer may not use
-    probe: Optional[ModuleProbe] = None   # the grader's own test of a class (see above)
+    probe: Optional[ModuleCheck] = None   # the grader's own test of a class (see above)
     spec: Optional[FunctionCheck] = None  # a declared function exercise (declare_function)
 
 
@@ -88,14 +89,14 @@ _LOADED = False
 
 def register(exercise_id: str, names: Tuple[str, ...] | list, title: str = "", *,
              points: float = 1.0, observe: bool = False, rules: Rules = NO_RULES,
-             probe: Optional[ModuleProbe] = None, spec: Optional[FunctionCheck] = None):
+             probe: Optional[ModuleCheck] = None, spec: Optional[FunctionCheck] = None):
     """Decorator: register ``func(*objects)`` as the check of ``exercise_id``.
 
     The function returns a :class:`Feedback` (or a ``(passed, message)`` pair).
     ``observe=True`` is for checks that only *call* the student's objects with
     arguments and read back plain values (tensors, numbers, lists, exceptions).
     ``probe`` is for the other checks of a class: the grader also runs the class itself
-    (:class:`~._kit.ModuleProbe`).
+    (:class:`~._modules.ModuleCheck`).
     """
     def decorate(func):
         if exercise_id in REGISTRY:
@@ -118,6 +119,15 @@ def declare_function(exercise_id: str, spec: FunctionCheck, name: str, title: st
     for the student's function, by the grader (``observe``). The tests find it here."""
     register(exercise_id, [name], title, points=points, observe=True, rules=rules,
              spec=spec)(functools.partial(run_function_check, spec))
+
+
+def declare_module(exercise_id: str, spec: ModuleCheck, name: str, title: str, *,
+                   points: float = 1.0, rules: Rules = NO_RULES) -> None:
+    """A block exercise in one declaration: its :class:`~._modules.ModuleCheck`, run by
+    :func:`~._modules.run_module_check` on the class built in the notebook and, through the
+    answering process's ``build`` and ``run`` requests, by the grader (``probe``)."""
+    register(exercise_id, [name], title, points=points, rules=rules,
+             probe=spec)(functools.partial(check_module, spec, name))
 
 
 def _load_all() -> None:

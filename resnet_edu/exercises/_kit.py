@@ -27,11 +27,8 @@
 
       declare_function("ch01-conv2d-by-hand", CONV2D_BY_HAND, "conv2d_by_hand",
                        "Conv2d by hand", rules=Rules(...))
-- **Probes.** :class:`ModuleProbe` declares, beside a class exercise's check, a reference
-  module the grader builds in its own process: the grader runs the student's class in
-  the answering process on weights and inputs it draws at grading time and compares
-  outputs, gradients and running statistics itself (``resnet_edu.classroom.probe``).
-  :func:`randomise_` draws the weights and BatchNorm statistics.
+- **Block exercises** are declared the same way, with a ``ModuleCheck`` and its runner
+  (``._modules``); :func:`randomise_` draws their weights and BatchNorm statistics.
 """
 from __future__ import annotations
 
@@ -156,39 +153,6 @@ def randomise_(module: nn.Module, generator: torch.Generator) -> None:
             elif tensor.dim() == 4:                              # conv weights: He-sized
                 values = values * (2.0 / tensor[0].numel()) ** 0.5
             tensor.copy_(values)
-
-
-@dataclass(frozen=True)
-class ModuleProbe:
-    """The grader's own test of a class exercise (a module the check must hold in-process).
-
-    ``reference(*args, **kwargs)`` builds, in the grader's process, the module the
-    student's ``cls(*args, **kwargs)`` must equal; ``cases`` lists ``(args, input_shape)``
-    or ``(args, input_shape, kwargs)``, the constructor calls and input shapes the check
-    itself uses. The student's state_dict must have the reference's keys and shapes, except
-    that the keys under ``renamable`` (a layer the exercise does not name, e.g. a
-    shortcut) may sit under another name. Outputs, gradients and running statistics are
-    compared with ``torch.allclose`` and the check's own tolerances (``atol`` in units of
-    the tensor's largest entry when that exceeds 1: weight gradients sum over the batch).
-    ``reference_name`` names the reference in the feedback.
-    """
-
-    reference: Callable[..., nn.Module]
-    cases: Tuple[tuple, ...]
-    reference_name: str
-    renamable: str = ""
-    rtol: float = 1e-4
-    atol: float = 1e-5
-
-    def __post_init__(self):
-        if not self.cases or any(len(c) not in (2, 3) for c in self.cases):
-            raise ValueError("ModuleProbe cases are (args, input_shape) or (args, input_shape, "
-                             f"kwargs) tuples, at least one; got {self.cases!r}")
-
-    def calls(self) -> Iterator[Tuple[tuple, dict, Tuple[int, ...]]]:
-        """``(args, kwargs, input_shape)`` of every case."""
-        for case in self.cases:
-            yield tuple(case[0]), dict(case[2]) if len(case) == 3 else {}, tuple(case[1])
 
 
 class WrongForm(Exception):

@@ -1,21 +1,21 @@
 """Checks for chapter 5, "The original post, debugged".
 
-The block exercises reuse :func:`resnet_edu.diagnostics.check_block`, the same
-tool that exposes the original post's bugs, and then compare the student's
-block with a reference computed from the student's own layers or with
-:class:`resnet_edu.blocks.BasicBlock`.
+The block exercises are declared with :class:`~._modules.ModuleCheck`: the runner compares
+the student's block with :class:`resnet_edu.blocks.BasicBlock` loaded with the same random
+weights (outputs, gradients, running statistics, in both modes); when it differs,
+:func:`resnet_edu.diagnostics.check_block`, the tool that exposes the original post's
+bugs, writes the feedback if it finds something.
 """
 from __future__ import annotations
-
-import copy
 
 import torch
 from torch import nn
 
 from ..blocks import BasicBlock
 from ..diagnostics import check_block
-from . import Feedback, register
-from ._kit import OWN_BLOCK, ModuleProbe, generator, manual_seed
+from . import Feedback, declare_module, register
+from ._kit import OWN_BLOCK, manual_seed
+from ._modules import ModuleCheck, OutputMistake, call_text
 
 
 def _short(report) -> str:
@@ -29,86 +29,60 @@ def _short(report) -> str:
             f"problem{'s' if more > 1 else ''}: run check_block(...) to see them all).")
 
 
-def _inputs(shape, seed=0, salt=0):
-    g = generator(seed, salt)
-    return torch.randn(shape, generator=g)
-
-
-def _run_once(block, shape) -> None:
-    """Run the student's block once, so that an unsolved stub's NotImplementedError
-    reaches ``check`` ("not solved yet"); real crashes are left to check_block."""
-    try:
-        with torch.no_grad():
-            copy.deepcopy(block)(_inputs(shape))
-    except NotImplementedError:
-        raise
-    except Exception:  # noqa: BLE001 - the student's block crashed: check_block reports it next
-        pass
-
-
-def _needs_attributes(block, names, exercise):
+def _needs_attributes(block, names) -> str:
     missing = [n for n in names if not isinstance(getattr(block, n, None), nn.Module)]
     if missing:
-        return Feedback(exercise, False,
-                        f"the block has no layer called {', '.join(missing)}: keep the names "
-                        f"the exercise asks for (conv1, bn1, conv2, bn2) so the check can "
-                        f"compare your block with the reference.")
-    return None
+        return (f"the block has no layer called {', '.join(missing)}: keep the names the "
+                f"exercise asks for (conv1, bn1, conv2, bn2) so the check can compare your "
+                f"block with the reference.")
+    return ""
 
 
 # ----------------------------------------------------------------------------- fix the post
-# the grader's own test (classroom.probe): the check's constructor calls and input shapes;
-# the exercise does not name the shortcut, so its parameters may sit under any name
-_FIX_PROBE = ModuleProbe(BasicBlock, (((8, 8), (2, 8, 6, 6)), ((3, 16), (2, 3, 6, 6)),
-                                      ((8, 16), (2, 8, 6, 6), {"stride": 2})),
-                         "resnet_edu's BasicBlock", renamable="downsample", rtol=1e-5)
+# equal channels, more channels, a stride of 2; the exercise does not name the shortcut, so
+# its parameters may sit under any name (renamable)
+_FIX_CASES = (((8, 8), (2, 8, 6, 6)), ((3, 16), (2, 3, 6, 6)),
+              ((8, 16), (2, 8, 6, 6), {"stride": 2}))
 
 
-@register("ch05-fix-the-post", names=["FixedResidualBlock"],
-          title="Repair the original post's block",
-          rules=OWN_BLOCK, probe=_FIX_PROBE)
-def _check_fix_the_post(FixedResidualBlock, *, salt: int = 0) -> Feedback:
-    ex = "ch05-fix-the-post"
-    manual_seed(0, salt)
-    same = FixedResidualBlock(8, 8)
-    _run_once(same, (2, 8, 6, 6))
-    missing = _needs_attributes(same, ["conv1", "bn1", "conv2", "bn2"], ex)
-    if missing:
-        return missing
-    report = check_block(same, (2, 8, 6, 6))
-    if not report.ok:
-        return Feedback(ex, False, f"FixedResidualBlock(8, 8): {_short(report)}")
-    # the function the post describes: relu(bn2(conv2(relu(bn1(conv1(x))))) + x)
-    block = copy.deepcopy(same).eval()
-    x = _inputs((2, 8, 6, 6), salt=salt)
-    with torch.no_grad():
-        expected = torch.relu(block.bn2(block.conv2(torch.relu(block.bn1(block.conv1(x))))) + x)
-        got = block(x)
-    if got.shape != expected.shape or not torch.allclose(got, expected, atol=1e-5, rtol=1e-5):
-        return Feedback(ex, False,
-                        "FixedResidualBlock(8, 8) passes check_block but does not compute "
-                        "relu(bn2(conv2(relu(bn1(conv1(x))))) + x): check the order "
-                        "conv -> BN -> ReLU -> conv -> BN, then add x, then ReLU.")
-    for args, kwargs, shape in [((3, 16), {}, (2, 3, 6, 6)),
-                                ((8, 16), {"stride": 2}, (2, 8, 6, 6))]:
-        call = f"FixedResidualBlock({', '.join(map(str, args))}" + \
-               "".join(f", {k}={v}" for k, v in kwargs.items()) + ")"
+def _fix_finding(FixedResidualBlock) -> str:
+    """check_block's findings, case by case, for the feedback only."""
+    for i, (args, kwargs, shape) in enumerate(FIX_THE_POST.calls()):
+        call = call_text("FixedResidualBlock", args, kwargs)
         try:
             block = FixedResidualBlock(*args, **kwargs)
         except TypeError as exc:
-            return Feedback(ex, False, f"{call} cannot be built ({exc}): accept "
-                                       f"in_channels, out_channels and stride=1.")
+            return (f"{call} cannot be built ({exc}): accept in_channels, out_channels and "
+                    f"stride=1.")
+        except Exception:  # noqa: BLE001 - the runner's sentence reports it
+            return ""
+        missing = _needs_attributes(block, ["conv1", "bn1", "conv2", "bn2"]) if i == 0 else ""
+        if missing:
+            return missing
         report = check_block(block, shape)
         if not report.ok:
-            return Feedback(ex, False, f"{call}: {_short(report)}")
-        want = (shape[0], args[1], shape[2] // kwargs.get("stride", 1),
-                shape[3] // kwargs.get("stride", 1))
+            return f"{call}: {_short(report)}"
+        stride = kwargs.get("stride", 1)
+        want = (shape[0], args[1], shape[2] // stride, shape[3] // stride)
         if report.output_shape != want:
-            return Feedback(ex, False, f"{call} returns shape {report.output_shape} for an "
-                                       f"input {shape}; expected {want}.")
-    return Feedback(ex, True, "your block passes check_block with equal channels, with more "
-                              "channels and with stride 2, and computes the post's "
-                              "description exactly.")
+            return (f"{call} returns shape {report.output_shape} for an input {shape}; "
+                    f"expected {want}.")
+    return ""
+
+
+FIX_THE_POST = ModuleCheck(
+    BasicBlock, _FIX_CASES, "resnet_edu's BasicBlock", renamable="downsample", rtol=1e-5,
+    mistakes=(OutputMistake(
+        lambda r, x: torch.relu(r.bn2(r.conv2(r.bn1(r.conv1(x)))) + r.downsample(x)),
+        "Your block does not compute relu(bn2(conv2(relu(bn1(conv1(x))))) + x): the ReLU "
+        "between bn1 and conv2 is missing"),),
+    explain=_fix_finding,
+    success="your block passes check_block with equal channels, with more channels and with "
+            "stride 2, and computes the post's description exactly (outputs, gradients and "
+            "running statistics).")
+
+declare_module("ch05-fix-the-post", FIX_THE_POST, "FixedResidualBlock",
+               "Repair the original post's block", rules=OWN_BLOCK)
 
 
 # ----------------------------------------------------------------------------- a gradient test
@@ -190,40 +164,24 @@ def _basic_block(channels: int) -> BasicBlock:
     return BasicBlock(channels, channels)
 
 
-@register("ch05-find-the-bug", names=["DebuggedBlock"], title="Find the bugs",
-          rules=OWN_BLOCK, probe=ModuleProbe(_basic_block, (((8,), (4, 8, 6, 6)),),
-                                             "resnet_edu's BasicBlock", rtol=1e-5))
-def _check_find_the_bug(DebuggedBlock, *, salt: int = 0) -> Feedback:
-    ex = "ch05-find-the-bug"
-    manual_seed(0, salt)
-    block = DebuggedBlock(8)
-    _run_once(block, (2, 8, 6, 6))
-    missing = _needs_attributes(block, ["conv1", "bn1", "conv2", "bn2"], ex)
-    if missing:
-        return missing
-    report = check_block(block, (2, 8, 6, 6))
-    if not report.ok:
-        return Feedback(ex, False, f"not yet: {_short(report)}")
-    reference = BasicBlock(8, 8)
-    state = {k: v for k, v in block.state_dict().items()}
+def _structural_finding(DebuggedBlock) -> str:
+    """check_block's first finding on ``DebuggedBlock(8)``, for the feedback only."""
     try:
-        reference.load_state_dict(state, strict=True)
-    except RuntimeError:
-        return Feedback(ex, False, "check_block is happy, but the layers changed: keep "
-                                   "exactly conv1, bn1, conv2 and bn2 (convolutions with "
-                                   "bias=False) so your block can be compared with "
-                                   "resnet_edu's BasicBlock.")
-    x = _inputs((4, 8, 6, 6), seed=1, salt=salt)
-    for mode in ("train", "eval"):
-        b, r = copy.deepcopy(block), copy.deepcopy(reference)
-        getattr(b, mode)()
-        getattr(r, mode)()
-        with torch.no_grad():
-            got, want = b(x.clone()), r(x.clone())
-        if not torch.allclose(got, want, atol=1e-5, rtol=1e-5):
-            return Feedback(ex, False, f"check_block is happy, but in {mode} mode your block "
-                                       f"computes something else than "
-                                       f"relu(bn2(conv2(relu(bn1(conv1(x))))) + x): is every "
-                                       f"ReLU applied, and is x added exactly once?")
-    return Feedback(ex, True, "all the bugs are gone: your block matches resnet_edu's "
-                              "BasicBlock in training and in eval mode.")
+        report = check_block(DebuggedBlock(8), (2, 8, 6, 6))
+    except Exception:  # noqa: BLE001 - the runner's sentence reports a block that crashes
+        return ""
+    return "" if report.ok else f"not yet: {_short(report)}"
+
+
+FIND_THE_BUG = ModuleCheck(
+    _basic_block, (((8,), (4, 8, 6, 6)),), "resnet_edu's BasicBlock", rtol=1e-5,
+    mistakes=(OutputMistake(
+        lambda r, x: r.bn2(r.conv2(torch.relu(r.bn1(r.conv1(x))))) + x,
+        "Your block computes something else than relu(bn2(conv2(relu(bn1(conv1(x))))) + x): "
+        "the ReLU after the addition is missing"),),
+    explain=_structural_finding,
+    success="all the bugs are gone: your block matches resnet_edu's BasicBlock in training "
+            "and in eval mode (outputs, gradients and running statistics).")
+
+declare_module("ch05-find-the-bug", FIND_THE_BUG, "DebuggedBlock", "Find the bugs",
+               rules=OWN_BLOCK)

@@ -3,12 +3,13 @@
 - ``ch07-bottleneck-block``: a class ``MyBottleneck(in_channels, width, stride=1)``
   that is torchvision's bottleneck ("v1.5": stride on the 3x3, option-B
   shortcut) with the attribute names of :class:`resnet_edu.blocks.Bottleneck`.
-  The check loads the package block's weights into the student's block and
-  compares outputs in training and evaluation mode.
+  One :class:`~._modules.ModuleCheck`: the runner loads the same random weights into the
+  student's block and the package's and compares outputs, gradients and running statistics
+  in training and evaluation mode; the known mistakes and the layer hints name what is
+  wrong.
 """
 from __future__ import annotations
 
-import copy
 from typing import Optional
 
 import torch
@@ -16,8 +17,9 @@ from torch import nn
 
 from ..blocks import Bottleneck
 from ..stats import count_parameters
-from . import Feedback, register
-from ._kit import OWN_BLOCK, ModuleProbe, generator
+from . import declare_module
+from ._kit import OWN_BLOCK
+from ._modules import ModuleCheck, OutputMistake
 
 # (in_channels, width, stride): identity shortcut, projections, a stride of 2
 _BOTTLENECK_CASES = [
@@ -28,67 +30,75 @@ _BOTTLENECK_CASES = [
 ]
 
 
-def _randomize_(block: nn.Module, generator: torch.Generator) -> nn.Module:
-    """Random weights and BN statistics, so that every layer changes the output."""
-    with torch.no_grad():
-        for name, tensor in block.state_dict().items():
-            if not tensor.is_floating_point():
-                continue
-            if name.endswith("running_var") or (name.endswith("weight") and tensor.dim() == 1):
-                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
-            else:
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.3)
-    return block
-
-
-def _branch(block: Bottleneck, x: torch.Tensor) -> torch.Tensor:
+def _branch(block, x: torch.Tensor) -> torch.Tensor:
     out = block.relu(block.bn1(block.conv1(x)))
     out = block.relu(block.bn2(block.conv2(out)))
     return block.bn3(block.conv3(out))
 
 
-def _mistakes(reference: Bottleneck, x: torch.Tensor):
-    """Outputs of typical wrong blocks with the reference's weights (eval mode)."""
-    identity = reference.downsample(x)
-    branch = _branch(reference, x)
-    yield ("there is no ReLU after the addition: the block returns bn3(...) + shortcut(x). "
-           "The paper's block ends with relu(F(x) + shortcut(x))."), branch + identity
-    yield ("the last ReLU sits before the addition (relu(bn3(...)) + shortcut(x)). Add first, "
-           "then apply the ReLU."), torch.relu(branch) + identity
-    yield ("the output ignores the shortcut: add shortcut(x) (self.downsample(x)) to the "
-           "residual branch before the last ReLU."), torch.relu(branch)
-    yield ("the output is only the shortcut: the residual branch conv1 -> conv2 -> conv3 "
-           "is not added."), torch.relu(identity)
+def _stride_on_1x1(reference, x: torch.Tensor) -> torch.Tensor:
+    """The paper's placement of the stride (first 1x1), with the reference's weights."""
+    stride = reference.conv2.stride[0]
+    if stride == 1:
+        raise ValueError("no stride to misplace")
+    paper = Bottleneck(reference.conv1.in_channels, reference.conv1.out_channels, stride,
+                       stride_on="1x1")
+    paper.load_state_dict(reference.state_dict())
+    return paper.train(reference.training)(x)
 
 
-@register("ch07-bottleneck-block", names=["MyBottleneck"], title="A bottleneck block",
-          rules=OWN_BLOCK,
-          probe=ModuleProbe(Bottleneck, tuple(((i, w, s), (2, i) + (9 if s > 1 else 6,) * 2)
-                                              for i, w, s in _BOTTLENECK_CASES),
-                            "resnet_edu's Bottleneck"))
-def _check_bottleneck(MyBottleneck, *, salt: int = 0) -> Feedback:
-    with torch.random.fork_rng():          # building blocks draws random weights: keep the
-        return _check(MyBottleneck, salt)  # notebook's random stream as it was
+_MISTAKES = (
+    OutputMistake(_stride_on_1x1,
+                  "You put the stride on the first 1x1 convolution (the paper's original "
+                  "placement). This exercise asks for torchvision's 'v1.5' placement: stride "
+                  "1 in conv1, the stride in conv2 (the 3x3)"),
+    OutputMistake(lambda r, x: _branch(r, x) + r.downsample(x),
+                  "There is no ReLU after the addition: the block returns bn3(...) + "
+                  "shortcut(x). The paper's block ends with relu(F(x) + shortcut(x))"),
+    OutputMistake(lambda r, x: torch.relu(_branch(r, x)) + r.downsample(x),
+                  "The last ReLU sits before the addition (relu(bn3(...)) + shortcut(x)). "
+                  "Add first, then apply the ReLU"),
+    OutputMistake(lambda r, x: torch.relu(_branch(r, x)),
+                  "The output ignores the shortcut: add shortcut(x) (self.downsample(x)) to "
+                  "the residual branch before the last ReLU"),
+    OutputMistake(lambda r, x: torch.relu(r.downsample(x)),
+                  "The output is only the shortcut: the residual branch conv1 -> conv2 -> "
+                  "conv3 is not added"),
+)
 
 
-def _check(MyBottleneck, salt: int) -> Feedback:
-    exercise = "ch07-bottleneck-block"
-    g = generator(707, salt)
+def _layer_hint(MyBottleneck) -> str:
+    """For the feedback: how the block's layers differ from the package's, or how its
+    forward pass fails, on the first case where they do."""
     for in_channels, width, stride in _BOTTLENECK_CASES:
         where = f"For MyBottleneck({in_channels}, {width}, stride={stride})"
-        reference = _randomize_(Bottleneck(in_channels, width, stride), g)
-        block = MyBottleneck(in_channels, width, stride)
-        if not isinstance(block, nn.Module):
-            return Feedback(exercise, False, f"{where}: expected an nn.Module, got "
-                            f"{type(block).__name__}. Subclass nn.Module.")
-        problem = (_layer_mismatch(where, block, reference)
-                   or _output_mismatch(where, block, reference, (in_channels, width, stride), g))
-        if problem:
-            return Feedback(exercise, False, problem)
-    return Feedback(exercise, True, f"loads resnet_edu's Bottleneck weights strictly and gives "
-                    f"the same outputs in train and eval mode on all {len(_BOTTLENECK_CASES)} "
-                    "cases (identity and projection shortcuts, stride 2).")
+        try:
+            block = MyBottleneck(in_channels, width, stride)
+            problem = _layer_mismatch(where, block, Bottleneck(in_channels, width, stride))
+            if problem:
+                return problem
+            size = 9 if stride > 1 else 6      # an odd size at stride 2 checks the padding
+            with torch.no_grad():
+                block(torch.zeros(2, in_channels, size, size))
+        except RuntimeError as exc:
+            return (f"{where}: the forward pass failed: {exc}. If the two paths have "
+                    "different sizes, check that conv2 (the 3x3) has padding 1 and that the "
+                    "stride goes into conv2 and the shortcut.")
+        except Exception:  # noqa: BLE001 - the runner's sentence reports it
+            return ""
+    return ""
 
+
+BOTTLENECK = ModuleCheck(
+    Bottleneck, tuple(((i, w, s), (2, i) + (9 if s > 1 else 6,) * 2)
+                      for i, w, s in _BOTTLENECK_CASES),
+    "resnet_edu's Bottleneck", mistakes=_MISTAKES, explain=_layer_hint,
+    success=f"loads resnet_edu's Bottleneck weights strictly and gives the same outputs, "
+            f"gradients and running statistics in train and eval mode on all "
+            f"{len(_BOTTLENECK_CASES)} cases (identity and projection shortcuts, stride 2).")
+
+declare_module("ch07-bottleneck-block", BOTTLENECK, "MyBottleneck", "A bottleneck block",
+               rules=OWN_BLOCK)
 
 
 def _layer_mismatch(where: str, block: nn.Module, reference: nn.Module) -> Optional[str]:
@@ -130,61 +140,4 @@ def _layer_mismatch(where: str, block: nn.Module, reference: nn.Module) -> Optio
         return (f"{where}: the block has "
                 f"{count_parameters(block):,} parameters, expected "
                 f"{count_parameters(reference):,}; remove the extra layers.")
-    return None
-
-
-def _output_mismatch(where: str, block: nn.Module, reference: nn.Module, case, g
-                     ) -> Optional[str]:
-    """Why the block, loaded with the reference's weights, computes something else, or None."""
-    in_channels, width, stride = case
-    # 2. the same function: load the reference's weights, compare outputs
-    try:
-        block.load_state_dict(reference.state_dict(), strict=True)
-    except RuntimeError as exc:
-        return (f"{where}: loading resnet_edu's weights failed: "
-                f"{exc}")
-    size = 9 if stride > 1 else 6      # an odd size at stride 2 checks the padding too
-    x = torch.randn(2, in_channels, size, size, generator=g)
-    for mode in ("eval", "train"):
-        ref_copy, student = copy.deepcopy(reference), block
-        ref_copy.train(mode == "train")
-        student.train(mode == "train")
-        with torch.no_grad():
-            want = ref_copy(x)
-            try:
-                out = student(x.clone())
-            except RuntimeError as exc:
-                return (f"{where}: the forward pass on x of shape "
-                        f"{tuple(x.shape)} failed: {exc}. If the two paths have "
-                        "different sizes, check that conv2 (the 3x3) has padding 1 "
-                        "and that the stride goes into conv2 and the shortcut.")
-        if not isinstance(out, torch.Tensor) or out.shape != want.shape:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            return (f"{where} on x of shape {tuple(x.shape)}: the "
-                    f"output is {shape}, expected {tuple(want.shape)}. The stride "
-                    "goes into conv2 (the 3x3, padding 1) and into the shortcut's "
-                    "1x1 convolution.")
-        if torch.allclose(out, want, rtol=1e-4, atol=1e-5):
-            continue
-        if mode == "eval":
-            paper = Bottleneck(in_channels, width, stride, stride_on="1x1")
-            paper.load_state_dict(reference.state_dict())
-            paper.eval()
-            with torch.no_grad():
-                if stride > 1 and torch.allclose(out, paper(x), rtol=1e-4, atol=1e-5):
-                    return (f"{where}: you put the stride on the "
-                            "first 1x1 convolution (the paper's original placement). "
-                            "This exercise asks for torchvision's 'v1.5' placement: "
-                            "stride 1 in conv1, the stride in conv2 (the 3x3).")
-                for message, candidate in _mistakes(ref_copy, x):
-                    if torch.allclose(out, candidate, rtol=1e-4, atol=1e-5):
-                        return (f"{where}: {message}")
-            return (f"{where}: with resnet_edu's weights loaded, "
-                    "the eval-mode output differs (largest difference "
-                    f"{float((out - want).abs().max()):.3g}). Check the order "
-                    "conv1 -> bn1 -> relu -> conv2 -> bn2 -> relu -> conv3 -> bn3, "
-                    "then + downsample(x), then relu.")
-        return (f"{where}: the eval-mode output is right but the "
-                "training-mode output differs. Apply each BatchNorm exactly once, to "
-                "the output of its own convolution.")
     return None
