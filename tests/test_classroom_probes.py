@@ -5,9 +5,9 @@ function exercises of chapters 6, 12 and 13 judged in the grader's process.
   remote stand-ins (``resnet_edu.classroom.remote``) talk to the kernel's own request
   handlers in this process, every reply passed through ``torch.save`` and
   ``torch.load(weights_only=True)`` as over the pipe: the probe accepts the book's solutions
-  (executed from the book's ``solution`` cells) and names subtle mistakes that the
-  in-process checks let through or report elsewhere (a BatchNorm with another momentum, a
-  shortcut that cuts the gradient, a conv bias); a stand-in's result can be differentiated,
+  (executed from the book's ``solution`` cells) and names subtle mistakes (a BatchNorm with
+  another momentum, a shortcut that cuts the gradient, a conv bias, a broken property), as
+  the notebook's check does: both are one runner; a stand-in's result can be differentiated,
   so chapter 6's gradient test works from the grader's process.
 - **One grading run** (``grade_notebooks``) with the house policy switched off, as if a
   student had found a hole in it: for each class exercise, answers with a wrong block that
@@ -177,6 +177,24 @@ def test_check_and_probe_run_one_runner_and_catch_the_momentum(book_solution):
     feedback = check("ch10-preact-block", wrong)
     assert not feedback.passed and "running_mean" in feedback.message, feedback
     assert "running_mean" in probe("ch10-preact-block", wrong)
+
+
+def identity_only_when_watched(book):
+    """Right for any weights but one: with conv2 at zero it adds a constant."""
+    class NotTheIdentity(book):
+        def forward(self, x):
+            return super().forward(x) + float(not self.conv2.weight.any())
+    return NotTheIdentity
+
+
+def test_the_property_is_run_by_the_grader_and_by_the_check(book_solution):
+    """The declared property (conv2 at zero gives the identity) is part of the one runner:
+    the grader's run finds it as the notebook's check does."""
+    wrong = identity_only_when_watched(book_class(book_solution, "ch10-preact-block"))
+    feedback = probe("ch10-preact-block", wrong)
+    assert feedback.startswith("The grader ran PreActResidualBlock(4) itself with conv2's "
+                               "weights at zero: the block should return x exactly"), feedback
+    assert "return x exactly" in check("ch10-preact-block", wrong).message
 
 
 class SplitShortcut(nn.Module):

@@ -207,7 +207,8 @@ def _case(spec: ModuleCheck, ask: Ask, names: tuple, case, g: torch.Generator) -
                                _mistaken(spec, reference, state, training, x)))
         if problem:
             return problem
-    return _properties(spec, ask, (call, args, kwargs), (state, mapping, x, grad_output))
+    return _properties(spec, ask, (f"{who} ran {call}{itself}", args, kwargs),
+                       (state, mapping, x, grad_output))
 
 
 def _mistaken(spec: ModuleCheck, reference: nn.Module, state: dict, training: bool,
@@ -232,20 +233,20 @@ def _mistaken(spec: ModuleCheck, reference: nn.Module, state: dict, training: bo
 
 
 def _properties(spec: ModuleCheck, ask: Ask, call_case: tuple, drawn: tuple) -> str:
-    (call, args, kwargs), (state, mapping, x, grad_output) = call_case, drawn
+    (ran, args, kwargs), (state, mapping, x, grad_output) = call_case, drawn
     for prop in spec.properties:
         changed = {k: v.clone() for k, v in state.items()}
         prop.change(changed)
         seen = ask("run", args=list(args), kwargs=kwargs, training=prop.training, x=x,
                    grad_output=grad_output, state={mapping[k]: v for k, v in changed.items()})
-        lead = f"{call}: {prop.claim}"
+        lead = f"{ran} {prop.claim}"
         problem = _failure(seen, lead)
         if problem:
             return problem
         out = seen.seen.get("output") if isinstance(seen.seen, dict) else None
         if not (isinstance(out, torch.Tensor) and out.shape == x.shape
                 and torch.equal(out.detach(), x)):
-            return f"{lead} the block should return x exactly, but it does not. {prop.hint}"
+            return f"{lead}: the block should return x exactly, but it does not. {prop.hint}"
     return ""
 
 
