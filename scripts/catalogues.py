@@ -54,10 +54,15 @@ def extract(out_dir: Path) -> Path:
 
 
 def clean(po_path: Path) -> None:
-    """No obsolete entries; the book's header without the fuzzy flag."""
+    """No obsolete entries; no `python-format` flags; the book's header without the fuzzy
+    flag. (Babel flags every message with a `%` as a Python format string; these are MyST
+    prose, and `msgfmt -c` would then reject a Korean `95 %로`.)"""
     po = polib.pofile(str(po_path))
     for entry in po.obsolete_entries():
         po.remove(entry)
+    for entry in po:
+        if "python-format" in entry.flags:
+            entry.flags.remove("python-format")
     po.header = HEADER
     po.metadata_is_fuzzy = False
     po.metadata["Project-Id-Version"] = PROJECT
