@@ -24,9 +24,9 @@ from pathlib import Path
 import nbformat
 import polib
 
+from resnet_edu.conventions import resolve_toc_entry, toc_entries
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from resnet_edu.conventions import resolve_toc_entry, toc_entries  # noqa: E402
 
 LANGUAGE = "ko"
 CATALOGUES = ROOT / "locales" / LANGUAGE / "LC_MESSAGES"
