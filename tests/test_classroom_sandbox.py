@@ -29,14 +29,14 @@ import time
 from pathlib import Path
 
 import nbformat
-import psutil
 import pytest
 
-from resnet_edu.classroom import grading, hygiene, load_masters, rules, sandbox, student_notebook
+from resnet_edu.classroom import grading, load_masters, rules, sandbox, student_notebook
 from resnet_edu.classroom.report import GradeRow
 from resnet_edu.classroom.rules import policy_problems, rule_problems
 from resnet_edu.cli import main as cli_main
 from resnet_edu.exercises import exercises
+from stray_processes import running_now, strays
 
 # CI (Linux with Landlock, as root) must run these; elsewhere they skip and say why
 pytestmark = pytest.mark.skipif(not sandbox.availability()[0] and not os.environ.get("CI"),
@@ -178,15 +178,6 @@ class World:
                 (folder / name).unlink(missing_ok=True)
 
 
-def strays() -> set:
-    """What a finished grading run left running: this process's children other than
-    multiprocessing's own helpers (the fork server, the resource tracker), and every live
-    descendant of any child (an answering process the fork server still runs)."""
-    helpers = {p.pid for p in psutil.Process().children()
-               if "multiprocessing" in " ".join(p.cmdline())}
-    return hygiene.strays_of(os.getpid(), keep=helpers)
-
-
 def forkserver_pid() -> int:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -277,6 +268,7 @@ def zoo(tmp_path_factory):
         nbformat.write(answer(chapter, exercise, source),
                        w.folders["submissions"] / case / chapter)
     w.before = w.snapshot()
+    running_before = running_now()
     cwd = os.getcwd()
     try:
         os.chdir(w.folders["grader"])
@@ -290,7 +282,8 @@ def zoo(tmp_path_factory):
         rows = {(r["student"], r["exercise"]): r
                 for r in csv.DictReader(open(w.out, encoding="utf-8"))}
         yield dict(cases=cases, code=code, rows=rows, before=w.before, after=after,
-                   received=got, signals=list(received), server=server, world=w)
+                   received=got, signals=list(received), server=server, world=w,
+                   running_before=running_before)
     finally:
         os.chdir(cwd)
         os.environ.pop(CANARY, None)
@@ -328,7 +321,7 @@ def test_the_outside_world_is_unchanged(zoo):
     assert zoo["received"] == []
     assert zoo["signals"] == []
     os.kill(zoo["server"], 0)                 # the fork server is alive (raises if not)
-    assert strays() == set()
+    assert strays(zoo["running_before"]) == set()
 
 
 def test_no_secret_reaches_the_sheet_and_every_row_names_its_sandbox(zoo):

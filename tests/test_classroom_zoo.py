@@ -31,11 +31,11 @@ import time
 from pathlib import Path
 
 import nbformat
-import psutil
 import pytest
 
-from resnet_edu.classroom import hygiene, load_masters, student_notebook
+from resnet_edu.classroom import load_masters, student_notebook
 from resnet_edu.cli import main as cli_main
+from stray_processes import running_now, strays
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -165,15 +165,6 @@ def run_grade(folder: Path, out: Path, timeout: float, *more: str) -> tuple:
     sheet = out.read_bytes()
     rows = list(csv.DictReader(open(out, encoding="utf-8")))
     return code, sheet, {(r["student"], r["exercise"]): r for r in rows}, len(rows)
-
-
-def strays() -> set:
-    """What a finished grading run left running: this process's children other than
-    multiprocessing's own helpers (the fork server, the resource tracker), and every live
-    descendant of any child (an answering process the fork server still runs)."""
-    helpers = {p.pid for p in psutil.Process().children()
-               if "multiprocessing" in " ".join(p.cmdline())}
-    return hygiene.strays_of(os.getpid(), keep=helpers)
 
 
 def marker_processes(marker: str) -> list:
@@ -320,12 +311,13 @@ def run_a(tmp_path_factory):
     out = tmp_path_factory.mktemp("sheet_a") / "results.csv"
     marker = f"ZOO-MARKER-{secrets.token_hex(6)}"
     expected = zoo_a(folder / "submissions", out, marker)
+    running_before = running_now()
     start = time.monotonic()
     code, sheet, rows, count = run_grade(folder / "submissions", out, timeout=60)
     seconds = time.monotonic() - start
     time.sleep(3)                                   # the writer would strike after 1 s
     return dict(expected=expected, code=code, sheet=sheet, rows=rows, count=count, out=out,
-                marker=marker, seconds=seconds)
+                marker=marker, seconds=seconds, running_before=running_before)
 
 
 def test_run_a_sheet_is_complete_and_as_expected(run_a):
@@ -363,7 +355,7 @@ def test_run_a_feedback_quotes_the_rules_and_names_no_grader_internals(run_a):
 def test_run_a_sheet_unchanged_and_nothing_left_running(run_a):
     assert run_a["out"].read_bytes() == run_a["sheet"]
     assert marker_processes(run_a["marker"]) == []
-    assert strays() == set()
+    assert strays(run_a["running_before"]) == set()
 
 
 # ======================================================================================
@@ -423,12 +415,13 @@ def run_b(tmp_path_factory):
     out = tmp_path_factory.mktemp("sheet_b") / "results.csv"
     marker = f"ZOO-MARKER-{secrets.token_hex(6)}"
     expected = zoo_b(folder / "submissions", out, marker)
+    running_before = running_now()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(rules, "policy_problems", lambda code: [])
         code, sheet, rows, count = run_grade(folder / "submissions", out, 8, "--no-sandbox")
     time.sleep(3)                                   # the writers would strike after 1 s
     return dict(expected=expected, code=code, sheet=sheet, rows=rows, count=count, out=out,
-                marker=marker)
+                marker=marker, running_before=running_before)
 
 
 def test_run_b_attacks_that_ran_still_score_zero(run_b):
@@ -453,4 +446,4 @@ def test_run_b_writers_are_dead_and_the_sheet_unchanged(run_b):
     assert run_b["out"].read_bytes() == run_b["sheet"]
     assert b"forged" not in run_b["sheet"]
     assert marker_processes(run_b["marker"]) == []
-    assert strays() == set()
+    assert strays(run_b["running_before"]) == set()
