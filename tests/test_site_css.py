@@ -92,6 +92,9 @@ def screenshot(driver, url: str, width: int, mode: str, drawer: bool):
         driver.execute_script("document.querySelector('button.pst-navbar-icon.primary-toggle').click()")
     height = min(driver.execute_script("return document.body.scrollHeight"), 5000)
     driver.set_window_size(width, height)
+    # the mode again, last: on a busy machine the theme's own script may set it after us
+    driver.execute_script(f"document.documentElement.dataset.theme = '{mode}';"
+                          f"document.documentElement.dataset.mode = '{mode}';")
     driver.execute_async_script(SETTLED_JS)
     return Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
 
