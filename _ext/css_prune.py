@@ -1,18 +1,19 @@
-"""The theme's stylesheet without the rules no page can use (issue 24).
+"""The site's stylesheet without the rules no page can use (issue 24).
 
-`pydata-sphinx-theme.css` (397 kB, 66 kB compressed) blocks the first paint of every page,
-and on a phone's connection it is most of the wait: it carries all of Bootstrap 5's
-components and utilities and a rule for each of Font Awesome's 1,400 icons, while the book
-uses a few dozen of each. After the build, this step rewrites the site's copy of that file
-without every selector that needs a class which appears nowhere in the site: in no page and
-in no script (a class that a script adds, `show` or `collapsing`, is a string in that
-script, so its rules stay). A rule keeps the selectors that can still match; one that keeps
-none is dropped. Selectors whose matching a class name cannot decide (`:is()`, `:where()`,
-`:has()`) are kept, and a class inside `:not()` is not required.
+A page's stylesheets (one bundle, _ext/css_bundle.py) block its first paint, and on a
+phone's connection they are most of the wait. Most of their weight is the theme's
+`pydata-sphinx-theme.css` (397 kB, 66 kB compressed): all of Bootstrap 5's components and
+utilities and a rule for each of Font Awesome's 1,400 icons, while the book uses a few dozen
+of each. After the build, this step rewrites each bundle (the theme's file when there is no
+bundle) without every selector that needs a class which appears nowhere in the site: in no
+page and in no script (a class that a script adds, `show` or `collapsing`, is a string in
+that script, so its rules stay). A rule keeps the selectors that can still match; one that
+keeps none is dropped. Selectors whose matching a class name cannot decide (`:is()`,
+`:where()`, `:has()`) are kept, and a class inside `:not()` is not required.
 
 Parsing and serialising are tinycss2's (requirements.txt); without it the build logs why
-and serves the theme's full stylesheet. Sphinx copies the theme's file again on each build,
-and this step cuts it again. The build log gives the sizes.
+and serves the full stylesheets. A bundle is written again on each build, and this step
+cuts it again. The build log gives the sizes.
 """
 from __future__ import annotations
 
@@ -78,25 +79,41 @@ def prune_rules(rules, tokens: set[str]) -> list:
     return kept
 
 
-def prune_theme_css(app, exception):
+def stylesheets_to_cut(outdir: Path) -> list[Path]:
+    """The stylesheets the pages link: _ext/css_bundle.py's bundles, else the theme's file."""
+    bundles = sorted((outdir / "_static").glob("bundle-*.css"))
+    theme = outdir.joinpath(*THEME_CSS)
+    return bundles or ([theme] if theme.is_file() else [])
+
+
+def prune_css(css: str, tokens: set[str]) -> str:
+    """`css` without the selectors no page can match; a leading comment (a bundle's list of
+    members) is kept."""
+    import tinycss2
+
+    header = css[:css.index("*/") + 3] if css.startswith("/*") and "*/" in css else ""
+    rules = tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True)
+    return header + tinycss2.serialize(prune_rules(rules, tokens))
+
+
+def prune_site_css(app, exception):
     if exception is not None or app.builder.format != "html":
         return
     try:
-        import tinycss2
+        import tinycss2  # noqa: F401
     except ImportError as missing:
-        logger.info(f"css_prune: {missing}; the pages load the theme's full stylesheet")
+        logger.info(f"css_prune: {missing}; the pages load the full stylesheets")
         return
-    path = Path(app.outdir).joinpath(*THEME_CSS)
-    if not path.is_file():
-        return
-    css = path.read_text(encoding="utf-8")
-    rules = tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True)
-    pruned = tinycss2.serialize(prune_rules(rules, site_tokens(Path(app.outdir))))
-    path.write_text(pruned, encoding="utf-8")
-    logger.info(f"css_prune: {path.name} {len(css) / 1e3:.0f} kB -> {len(pruned) / 1e3:.0f} kB")
+    outdir = Path(app.outdir)
+    tokens = site_tokens(outdir)
+    for path in stylesheets_to_cut(outdir):
+        css = path.read_text(encoding="utf-8")
+        pruned = prune_css(css, tokens)
+        path.write_text(pruned, encoding="utf-8")
+        logger.info(f"css_prune: {path.name} {len(css) / 1e3:.0f} kB -> {len(pruned) / 1e3:.0f} kB")
 
 
 def setup(app):
     # after _ext/icon_subset.py, which reads the icon rules of the full stylesheet
-    app.connect("build-finished", prune_theme_css, priority=800)
+    app.connect("build-finished", prune_site_css, priority=800)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
