@@ -239,7 +239,7 @@ def built_pages(html_dir: Path) -> list[str]:
     pages = []
     for path in sorted(html_dir.rglob("*.html")):
         rel = path.relative_to(html_dir)
-        if rel.parts[0].startswith("_"):
+        if any(part.startswith("_") for part in rel.parts[:-1]):
             continue
         if not re.search(r'http-equiv="refresh"', path.read_text(encoding="utf-8")[:3000], re.I):
             pages.append(rel.as_posix())
@@ -247,6 +247,24 @@ def built_pages(html_dir: Path) -> list[str]:
 
 
 OVERFLOW_JS = "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];"
+PHONE = (375, 812)   # CSS pixels
+
+
+def pages_wider_than_a_phone(driver, urls: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """{page: (scrollWidth, clientWidth)} of the pages (name -> URL) that scroll sideways at
+    375 px; the window is 1400 px wide again afterwards."""
+    wide = {}
+    try:
+        driver.set_window_size(*PHONE)
+        for page, url in urls.items():
+            driver.get(url)
+            wait(lambda: driver.execute_script("return document.readyState") == "complete")
+            scroll, client = driver.execute_script(OVERFLOW_JS)
+            if scroll > client + 1:
+                wide[page] = (scroll, client)
+    finally:
+        driver.set_window_size(1400, 900)
+    return wide
 
 
 # ------------------------------------------------------------------------------ keyboard

@@ -372,17 +372,8 @@ def test_every_figure_has_alt_text(built_book):
 @pytest.mark.browser
 def test_pages_fit_a_phone(browser, site, built_book):
     """At 375 CSS pixels no page scrolls sideways (wide code and tables scroll in their box)."""
-    wide = {}
-    try:
-        browser.set_window_size(375, 812)
-        for html in sq.built_pages(built_book.html):
-            browser.get(site + html)
-            _wait(lambda: browser.execute_script("return document.readyState") == "complete")
-            scroll, client = browser.execute_script(sq.OVERFLOW_JS)
-            if scroll > client + 1:
-                wide[html] = (scroll, client)
-    finally:
-        browser.set_window_size(1400, 900)
+    wide = sq.pages_wider_than_a_phone(browser, {html: site + html
+                                                 for html in sq.built_pages(built_book.html)})
     assert not wide, f"pages wider than a 375 px phone (scrollWidth, clientWidth): {wide}"
 
 

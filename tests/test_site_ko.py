@@ -202,17 +202,9 @@ def test_korean_search_finds_a_korean_term(browser, editions):  # noqa: F811
 @pytest.mark.browser
 def test_korean_pages_fit_a_phone_and_the_keyboard(browser, editions, ko_build):  # noqa: F811
     """At 375 px no Korean page scrolls sideways; the keyboard opens solutions and Colab."""
-    wide, keyboard = {}, {}
-    try:
-        browser.set_window_size(375, 812)
-        for html in korean_pages(ko_build):
-            browser.get(editions + "ko/" + html)
-            _wait(lambda: browser.execute_script("return document.readyState") == "complete")
-            scroll, client = browser.execute_script(sq.OVERFLOW_JS)
-            if scroll > client + 1:
-                wide[html] = (scroll, client)
-    finally:
-        browser.set_window_size(1400, 900)
+    wide = sq.pages_wider_than_a_phone(browser, {html: editions + "ko/" + html
+                                                 for html in korean_pages(ko_build)})
+    keyboard = {}
     for html, source in toc_pages():
         if source is not None and source.suffix == ".ipynb":
             browser.get(editions + "ko/" + html)
