@@ -81,7 +81,9 @@ def prune_rules(rules, tokens: set[str]) -> list:
 
 def stylesheets_to_cut(outdir: Path) -> list[Path]:
     """The stylesheets the pages link: _ext/css_bundle.py's bundles, else the theme's file."""
-    bundles = sorted((outdir / "_static").glob("bundle-*.css"))
+    from css_bundle import BUNDLE_GLOB  # _ext is on the path (jupyter-book's local_extensions)
+
+    bundles = sorted((outdir / "_static").glob(BUNDLE_GLOB))
     theme = outdir.joinpath(*THEME_CSS)
     return bundles or ([theme] if theme.is_file() else [])
 
@@ -91,7 +93,7 @@ def prune_css(css: str, tokens: set[str]) -> str:
     members) is kept."""
     import tinycss2
 
-    header = css[:css.index("*/") + 3] if css.startswith("/*") and "*/" in css else ""
+    header = css[:css.index("*/") + 2] + "\n" if css.startswith("/*") and "*/" in css else ""
     rules = tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True)
     return header + tinycss2.serialize(prune_rules(rules, tokens))
 
