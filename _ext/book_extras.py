@@ -18,9 +18,10 @@
    the stylesheets that the first paint waits for. Every image of a page's content gets
    `loading="lazy"` (docutils' HTML writer writes the attribute from the node).
 
-The API reference (book/api.md, autodoc) documents the `resnet_edu` that the building
-Python imports: the checkout's own, through `pip install -r requirements.txt` (an editable
-install) or `PYTHONPATH=.` (the tests build with `resnet_edu.conventions.kernel_environment`).
+The API reference (book/api.md and its pages book/api_*.md, autodoc) documents the
+`resnet_edu` that the building Python imports: the checkout's own, through
+`pip install -r requirements.txt` (an editable install) or `PYTHONPATH=.` (the tests build
+with `resnet_edu.conventions.kernel_environment`).
 Nothing here edits `sys.path`; jupyter-book puts `_ext` there for this extension.
 """
 from __future__ import annotations
