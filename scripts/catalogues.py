@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,7 +51,23 @@ def extract(out_dir: Path) -> Path:
         sys.exit("error: message extraction failed:\n" + (proc.stdout + proc.stderr)[-3000:])
     pot_dir = out_dir / "_build" / "gettext"
     shutil.rmtree(pot_dir / "_static", ignore_errors=True)   # copied assets, no messages
+    for pot in pot_dir.rglob("*.pot"):
+        drop_empty_messages(pot)
     return pot_dir
+
+
+def drop_empty_messages(pot_path: Path) -> None:
+    """Remove `msgid ""` entries other than the header: sphinx-external-toc gives a toctree
+    without a caption (the API reference's list of its pages) `rawcaption = ""`, and
+    Sphinx's gettext builder writes that out as a message with nothing to translate. (On
+    the text: polib reads the second `msgid ""` as the header and loses the real one.)"""
+    text = pot_path.read_text(encoding="utf-8")
+    cleaned = _EMPTY_MESSAGE.sub("", text)
+    if cleaned != text:
+        pot_path.write_text(cleaned, encoding="utf-8")
+
+
+_EMPTY_MESSAGE = re.compile(r'^(?:#.*\n)*msgid ""\nmsgstr ""\n(?:\n|\Z)', flags=re.M)
 
 
 def clean(po_path: Path) -> None:
