@@ -107,32 +107,47 @@ def test_math_is_rendered_at_build_time(built_book):
     assert f'katex-version:after{{content:"{katex_version}"}}' in css
 
 
-def documented_modules() -> list[str]:
-    text = (ROOT / "book" / "api.md").read_text(encoding="utf-8")
+def api_pages() -> list[tuple[str, Path]]:
+    """(html, source) of the API reference: its index page and one page per part."""
+    pages = [(html, source) for html, source in toc_pages()
+             if html == "book/api.html" or html.startswith("book/api_")]
+    assert len(pages) > 1 and all(source is not None for _, source in pages), pages
+    return pages
+
+
+def documented_modules(source: Path) -> list[str]:
+    text = source.read_text(encoding="utf-8")
     return re.findall(r"^\.\. automodule:: ([\w.]+)\s*$", text, flags=re.M)
 
 
-def test_api_reference_lists_every_public_module():
+def test_api_reference_documents_every_public_module_once():
     import pkgutil
 
     import resnet_edu
 
     public = {f"resnet_edu.{m.name}" for m in pkgutil.iter_modules(resnet_edu.__path__)
               if not m.name.startswith("_") and m.name not in ("cli", "tools")}
-    missing = sorted(public - set(documented_modules()))
-    assert not missing, f"add these modules to book/api.md: {missing}"
+    documented = [name for _, source in api_pages() for name in documented_modules(source)]
+    missing = sorted(public - set(documented))
+    assert not missing, f"add these modules to a page of the API reference (book/api_*.md): {missing}"
+    twice = sorted({name for name in documented if documented.count(name) > 1})
+    assert not twice, f"documented on more than one page: {twice}"
 
 
 @pytest.mark.build
 def test_api_reference_documents_the_package(built_book):
-    html = (built_book.html / "book" / "api.html").read_text(encoding="utf-8")
-    modules = documented_modules()
-    assert modules
-    for name in modules:
-        assert f'id="module-{name}"' in html, f"{name} is missing from the API reference"
+    pages = {html: (built_book.html / html).read_text(encoding="utf-8") for html, _ in api_pages()}
+    for html, source in api_pages():
+        for name in documented_modules(source):
+            assert f'id="module-{name}"' in pages[html], f"{name} is missing from {html}"
+    everything = "".join(pages.values())
     for name in ("resnet_edu.blocks.BasicBlock", "resnet_edu.models.resnet18",
                  "resnet_edu.exercises.check"):
-        assert f'id="{name}"' in html, f"{name} is missing from the API reference"
+        assert f'id="{name}"' in everything, f"{name} is missing from the API reference"
+    toc = re.search(r'<div class="toctree-wrapper.*?</div>', pages["book/api.html"], flags=re.S)
+    assert toc, "book/api.html lists no pages"
+    for html, _ in api_pages()[1:]:
+        assert f'href="{Path(html).name}"' in toc.group(0), f"book/api.html does not list {html}"
 
 
 @pytest.mark.build
@@ -262,7 +277,7 @@ def check_page(driver, url: str, notebook: Path | None = None,
     if severe:
         problems.append(f"JavaScript console errors: {severe}")
     # after the console: axe-core's own fetches (theme.css's @import) are not the page's
-    problems += sq.weight_problems(driver)
+    problems += sq.weight_problems(driver) + sq.dom_size_problems(driver)
     problems += sq.accessibility_problems(driver)
     if fonts is not None:
         problems += sq.icon_problems(driver, fonts)
