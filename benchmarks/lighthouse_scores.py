@@ -3,6 +3,7 @@
     npm ci                                   # Lighthouse (a dev dependency in package.json)
     jupyter-book build .                     # or any build folder: --site PATH/_build/html
     python benchmarks/lighthouse_scores.py [--site _build/html] [--pages book/intro.html ...] [--runs 3]
+                                           [--presets mobile]
 
 The site is served from a loopback HTTP server that compresses text with gzip, as GitHub
 Pages does (tests/site_quality.py GzipHandler), and each page is audited by Lighthouse in
@@ -61,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="pages relative to the site root (default: every page)")
     parser.add_argument("--runs", type=int, default=1,
                         help="runs per page and preset; the median run is reported (default: 1)")
+    parser.add_argument("--presets", nargs="+", choices=PRESETS, default=PRESETS,
+                        help="the presets to run (default: both; desktop reads 97-100 on every "
+                             "page, so a mobile-only run halves the time)")
     parser.add_argument("--json", type=Path, default=None, help="also write the scores here")
     return parser.parse_args(argv)
 
@@ -127,7 +131,7 @@ def median_run(url: str, preset: str, runs: int) -> dict:
 
 def row(page: str, results: dict) -> str:
     cells = [f"{page:40s}"]
-    for preset in PRESETS:
+    for preset in results:
         r = results[preset]
         if "error" in r:
             cells.append(f"error: {r['error']}")
@@ -139,10 +143,10 @@ def row(page: str, results: dict) -> str:
     return " | ".join(cells)
 
 
-def header() -> str:
+def header(presets: list[str]) -> str:
     one = " ".join(f"{SHORT[c]:>3s}" for c in CATEGORIES) + "   LCP    MB" + f"{' (perf)':10s}"
-    return (f"{'page':40s} | " + " | ".join(f"{p + ':':8s}" + " " * (len(one) - 9) for p in PRESETS)
-            + "\n" + f"{'':40s} | " + " | ".join(one for _ in PRESETS))
+    return (f"{'page':40s} | " + " | ".join(f"{p + ':':8s}" + " " * (len(one) - 9) for p in presets)
+            + "\n" + f"{'':40s} | " + " | ".join(one for _ in presets))
 
 
 def main(argv=None) -> int:
@@ -153,15 +157,16 @@ def main(argv=None) -> int:
         return 2
     pages = args.pages or site_quality.built_pages(args.site)
     server, base = serve(args.site)
-    print(header(), flush=True)
+    presets = [p for p in PRESETS if p in args.presets]
+    print(header(presets), flush=True)
     table = {}
     try:
         for page in pages:
-            table[page] = {preset: median_run(base + page, preset, args.runs) for preset in PRESETS}
+            table[page] = {preset: median_run(base + page, preset, args.runs) for preset in presets}
             print(row(page, table[page]), flush=True)
     finally:
         server.shutdown()
-    failed = sorted({(p, preset, a) for p, r in table.items() for preset in PRESETS
+    failed = sorted({(p, preset, a) for p, r in table.items() for preset in r
                      for a in r[preset].get("failed", [])})
     if failed:
         print("\naudits below full marks (accessibility, best practices, SEO):")
