@@ -28,7 +28,7 @@ from test_site_ko import editions, ko_build  # noqa: F401  (fixtures: both build
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["book/intro.html", "book/04_residual_block.html", "book/10_identity_mappings.html",
-         "book/teachers.html", "search.html", "genindex.html",
+         "book/teachers.html", "book/api_models.html", "search.html", "genindex.html",
          "ko/book/04_residual_block.html", "ko/search.html"]
 VIEWS = [(1400, False), (sq.PHONE[0], True)]     # window width, navigation drawer open
 
