@@ -21,6 +21,11 @@ upstream issue each one stands for).
    \\operatorname{relu}(F(x) + x)`). Just before it reads the doctree (the page's HTML is
    written by then), every formula node becomes its Unicode text (pylatexenc: `y = relu(F(x)
    + x)`, `3×3`).
+6. The sidebar's expandable entries (the API reference and its pages): pydata-sphinx-theme
+   puts the entry's link beside a `<summary>` that holds only a decorative chevron, so the
+   disclosure has no accessible name (axe: summary-name) and a screen reader announces an
+   unnamed control. Each such summary is labelled by its entry's link
+   (`aria-labelledby`): "API reference: resnet_edu, expanded".
 """
 from __future__ import annotations
 
@@ -105,6 +110,35 @@ def generated_page_tags(app, pagename, templatename, context, doctree):
     context["metatags"] = context.get("metatags", "") + "\n".join(lines) + "\n"
 
 
+def name_nav_toggles(soup, kind: str) -> None:
+    """Label every text-less `<summary>` of the theme's navigation by the link beside it
+    (in place; the theme caches the tree per page, so doing it twice changes nothing)."""
+    for number, summary in enumerate(soup.find_all("summary"), start=1):
+        if summary.get_text(strip=True) or summary.get("aria-labelledby"):
+            continue
+        link = summary.parent.find_previous_sibling("a")
+        if link is None:
+            continue
+        link["id"] = link.get("id") or f"{kind}-entry-{number}"
+        summary["aria-labelledby"] = link["id"]
+
+
+def label_nav_toggles(app, pagename, templatename, context, doctree):
+    """Wrap the theme's `generate_toctree_html` so its sidebar comes out labelled."""
+    generate = context.get("generate_toctree_html")
+    if generate is None or getattr(generate, "labels_toggles", False):
+        return
+
+    def generate_labelled(*args, **kwargs):
+        soup = generate(*args, **kwargs)
+        if hasattr(soup, "find_all"):
+            name_nav_toggles(soup, kwargs.get("kind") or (args[0] if args else "nav"))
+        return soup
+
+    generate_labelled.labels_toggles = True
+    context["generate_toctree_html"] = generate_labelled
+
+
 def math_as_text(app, pagename, templatename, context, doctree):
     """Each formula of the page's doctree as plain Unicode text (for the description)."""
     if doctree is None:
@@ -123,4 +157,5 @@ def setup(app):
     override_hide_cell_input(app)
     app.connect("builder-inited", setup_translators, priority=900)
     app.connect("html-page-context", generated_page_tags)
+    app.connect("html-page-context", label_nav_toggles, priority=600)   # after the theme's 500
     return {"parallel_read_safe": True, "parallel_write_safe": True}
