@@ -134,7 +134,7 @@ def language_link_problems(driver, base: str, page: str) -> list[str]:
 
 _PROBE_JS = """
 const el = Array.from(document.querySelectorAll('article p, article h1, article li'))
-  .find(e => /[\\uac00-\\ud7a3]{4}/.test(e.textContent) && e.offsetParent !== null);
+  .find(e => (e.textContent.match(/[\\uac00-\\ud7a3]/g) || []).length >= 4 && e.offsetParent !== null);
 if (!el) return false;
 el.setAttribute('data-hangul-probe', '1');
 return true;
