@@ -24,10 +24,10 @@ myst-nb pages of this book:
    sphinx-exercise's registry, a copy taken before translation: `ExerciseRegistryTitles`
    puts the translated title into that copy (priority 21, after Locale).
 
-And one thing kept out: the API page's docstrings stay English (issue 23: code and the API
+And one thing kept out: the API pages' docstrings stay English (issue 23: code and the API
 reference are the same in both editions), so `KeepApiEnglish` marks what autodoc wrote
-(the object descriptions and the module docstrings) untranslatable; api.po holds only the
-page's own prose.
+(the object descriptions and the module docstrings) untranslatable; the catalogues of the
+API pages (api.po, api_*.po) hold only their own prose.
 
 Both do nothing in the English build (no catalogue for `en`).
 """
